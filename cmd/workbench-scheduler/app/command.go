@@ -1,0 +1,55 @@
+// Package app assembles the workbench-scheduler command: upstream kube-scheduler with the
+// workbench plugins registered, plus the sandbox subcommand.
+package app
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+	"k8s.io/component-base/cli"
+	kubeschedulerapp "k8s.io/kubernetes/cmd/kube-scheduler/app"
+
+	"github.com/workbench-scheduler/workbench-scheduler/pkg/version"
+)
+
+// SchedulerName is the profile name pods opt in with (spec.schedulerName).
+const SchedulerName = "workbench-scheduler"
+
+// PluginOptions registers every workbench plugin with the framework. The binary, the sandbox,
+// the integration tests and the benchmarks all take the registry from here.
+func PluginOptions() []kubeschedulerapp.Option {
+	return []kubeschedulerapp.Option{}
+}
+
+// NewCommand is upstream's kube-scheduler command, with our plugins, our --version, and the
+// sandbox subcommand.
+func NewCommand() *cobra.Command {
+	cmd := kubeschedulerapp.NewSchedulerCommand(PluginOptions()...)
+	cmd.Use = "workbench-scheduler"
+	cmd.Short = "A Kubernetes scheduler for data-science and ML platforms"
+	cmd.Long = `workbench-scheduler is the upstream kube-scheduler framework with plugins for
+interactive data-science sessions, GPUs and team-owned node pools. Pods opt in with
+spec.schedulerName: workbench-scheduler. Every kube-scheduler flag works unchanged.`
+	upstreamRun := cmd.RunE
+	cmd.RunE = func(c *cobra.Command, args []string) error {
+		// Upstream would print the Kubernetes version; ours names the project and commit.
+		if f := c.Flags().Lookup("version"); f != nil && f.Value.String() != "false" {
+			fmt.Fprintln(c.OutOrStdout(), version.String())
+			return nil
+		}
+		return upstreamRun(c, args)
+	}
+	// A typo in a flag deserves one line, not three hundred lines of usage.
+	cmd.SilenceUsage = true
+	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return fmt.Errorf("%w (see %s --help)", err, c.CommandPath())
+	})
+	cmd.AddCommand(newSandboxCommand())
+	return cmd
+}
+
+// Main runs the command and exits with its status.
+func Main() {
+	os.Exit(cli.Run(NewCommand()))
+}

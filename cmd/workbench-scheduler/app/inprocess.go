@@ -1,0 +1,154 @@
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/component-base/configz"
+	"k8s.io/klog/v2"
+	kubeschedulerapp "k8s.io/kubernetes/cmd/kube-scheduler/app"
+	"k8s.io/kubernetes/cmd/kube-scheduler/app/options"
+)
+
+// InProcess is a scheduler running inside this process through upstream's Setup and Run, the
+// same path the binary takes. Only leader election is driven from here: upstream's callbacks
+// call os.Exit on shutdown, which would skip the sandbox's cleanup.
+type InProcess struct {
+	cancel     context.CancelFunc
+	done       chan struct{}
+	leading    chan struct{}
+	securePort int
+
+	mu     sync.Mutex
+	runErr error
+}
+
+// StartInProcess parses kube-scheduler flags (for example --config), builds the scheduler with
+// the workbench plugins and starts it. A configuration error is returned before anything runs.
+func StartInProcess(ctx context.Context, args []string) (*InProcess, error) {
+	opts := options.NewOptions()
+	fs := pflag.NewFlagSet("workbench-scheduler", pflag.ContinueOnError)
+	for _, f := range opts.Flags.FlagSets {
+		fs.AddFlagSet(f)
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if err := opts.ComponentGlobalsRegistry.Set(); err != nil {
+		return nil, err
+	}
+	if opts.InformerName == nil {
+		name, err := cache.NewInformerName("workbench-scheduler")
+		if err != nil {
+			return nil, err
+		}
+		opts.InformerName = name
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	cc, sched, err := kubeschedulerapp.Setup(ctx, opts, PluginOptions()...)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	s := &InProcess{
+		cancel:     cancel,
+		done:       make(chan struct{}),
+		leading:    make(chan struct{}),
+		securePort: opts.SecureServing.BindPort,
+	}
+	logger := klog.FromContext(ctx)
+
+	election := cc.LeaderElection
+	cc.LeaderElection = nil
+	cc.ComponentConfig.LeaderElection.LeaderElect = false
+	go func() {
+		defer close(s.done)
+		// Run registers a process-wide configz entry; a later scheduler in this process needs it gone.
+		defer configz.Delete("componentconfig")
+		if election == nil {
+			close(s.leading)
+			s.setErr(kubeschedulerapp.Run(ctx, cc, sched))
+			return
+		}
+		election.ReleaseOnCancel = true
+		election.Callbacks = leaderelection.LeaderCallbacks{
+			OnStartedLeading: func(ctx context.Context) {
+				close(s.leading)
+				s.setErr(kubeschedulerapp.Run(ctx, cc, sched))
+			},
+			OnStoppedLeading: func() {
+				logger.V(2).Info("Stopped leading")
+				cancel()
+			},
+		}
+		elector, err := leaderelection.NewLeaderElector(*election)
+		if err != nil {
+			s.setErr(fmt.Errorf("creating the leader elector: %w", err))
+			return
+		}
+		elector.Run(ctx)
+	}()
+	return s, nil
+}
+
+func (s *InProcess) setErr(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.runErr == nil {
+		s.runErr = err
+	}
+}
+
+// WaitReady blocks until this scheduler holds the lease and its /readyz answers 200.
+func (s *InProcess) WaitReady(ctx context.Context, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	select {
+	case <-s.leading:
+	case <-s.done:
+		return fmt.Errorf("scheduler stopped before leading: %v", s.Err())
+	case <-ctx.Done():
+		return errors.New("scheduler did not acquire its leader lease in time")
+	}
+	if s.securePort <= 0 {
+		return nil
+	}
+	client := &http.Client{
+		Timeout: 2 * time.Second,
+		// The secure port serves a self-signed certificate; only the status code matters here.
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}},
+	}
+	defer client.CloseIdleConnections()
+	url := fmt.Sprintf("https://127.0.0.1:%d/readyz", s.securePort)
+	return wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(context.Context) (bool, error) {
+		resp, err := client.Get(url)
+		if err != nil {
+			return false, nil
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, nil
+	})
+}
+
+// Stop cancels the scheduler and waits for it to release its lease and return.
+func (s *InProcess) Stop() {
+	s.cancel()
+	<-s.done
+}
+
+// Err is the error Run returned, if it has returned.
+func (s *InProcess) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.runErr
+}

@@ -1,0 +1,179 @@
+package sandbox
+
+import (
+	"fmt"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/utils/ptr"
+)
+
+// Labels the demo (and the report) use.
+const (
+	NodeGroupLabel  = "workbench.dev/node-group"
+	ZoneLabel       = corev1.LabelTopologyZone
+	GPUProductLabel = "nvidia.com/gpu.product"
+	GPUMemoryLabel  = "nvidia.com/gpu.memory"
+	GPUResource     = corev1.ResourceName("nvidia.com/gpu")
+	schedulerName   = "workbench-scheduler"
+)
+
+type demoPool struct {
+	group     string
+	zones     []string
+	perZone   int
+	cpu, mem  string
+	gpus      int
+	product   string
+	gpuMemMiB string
+}
+
+var demoPools = []demoPool{
+	{group: "cpu", zones: []string{"zone-a", "zone-b", "zone-c"}, perZone: 4, cpu: "16", mem: "64Gi"},
+	{group: "gpu-t4", zones: []string{"zone-a", "zone-b"}, perZone: 2, cpu: "16", mem: "64Gi", gpus: 4, product: "Tesla-T4", gpuMemMiB: "15360"},
+	{group: "gpu-a100", zones: []string{"zone-a", "zone-b"}, perZone: 2, cpu: "64", mem: "512Gi", gpus: 8, product: "NVIDIA-A100-SXM4-80GB", gpuMemMiB: "81920"},
+	{group: "gpu-h100", zones: []string{"zone-c"}, perZone: 2, cpu: "96", mem: "1Ti", gpus: 8, product: "NVIDIA-H100-80GB-HBM3", gpuMemMiB: "81920"},
+}
+
+// DemoObjects is the demo scenario: 24 nodes in three zones (12 CPU, 12 with GPUs of three
+// models) and a data-science workload of notebook sessions, a hub Deployment, a batch Job, GPU
+// sessions, one session too large for any node, and one pod left to the default scheduler.
+func DemoObjects() []runtime.Object {
+	var objs []runtime.Object
+	for _, ns := range []string{"data-science", "ml-training", "analytics"} {
+		objs = append(objs, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
+	}
+	for _, p := range demoPools {
+		for _, zone := range p.zones {
+			for i := range p.perZone {
+				objs = append(objs, demoNode(p, zone, i))
+			}
+		}
+	}
+	for _, user := range []string{"ana", "ben", "chen", "dara", "eli", "fay", "gus", "hana", "ivo", "jo"} {
+		objs = append(objs, session("data-science", "jupyter-"+user, "jupyter", "2", "8Gi", 0))
+	}
+	for _, user := range []string{"kai", "lea", "mo", "nia"} {
+		objs = append(objs, session("analytics", "rstudio-"+user, "rstudio", "1", "4Gi", 0))
+	}
+	for _, user := range []string{"oto", "pia", "quin"} {
+		objs = append(objs, session("ml-training", "gpu-session-"+user, "jupyter", "4", "32Gi", 1))
+	}
+	objs = append(objs,
+		session("ml-training", "finetune-rui", "jupyter", "16", "128Gi", 4),
+		// Asks for more CPU than any node has, so the report shows the scheduler's reason.
+		session("data-science", "oversized-sam", "jupyter", "200", "64Gi", 0),
+		hubDeployment(),
+		etlJob(),
+		interactiveJob(),
+	)
+	plain := session("analytics", "left-to-default-scheduler", "batch", "500m", "1Gi", 0)
+	plain.Spec.SchedulerName = corev1.DefaultSchedulerName
+	objs = append(objs, plain)
+	return objs
+}
+
+func demoNode(p demoPool, zone string, i int) *corev1.Node {
+	name := fmt.Sprintf("%s-%s-%d", p.group, zone, i)
+	alloc := corev1.ResourceList{
+		corev1.ResourceCPU:    resource.MustParse(p.cpu),
+		corev1.ResourceMemory: resource.MustParse(p.mem),
+		corev1.ResourcePods:   resource.MustParse("110"),
+	}
+	labels := map[string]string{
+		corev1.LabelHostname: name,
+		ZoneLabel:            zone,
+		NodeGroupLabel:       p.group,
+	}
+	if p.gpus > 0 {
+		alloc[GPUResource] = *resource.NewQuantity(int64(p.gpus), resource.DecimalSI)
+		labels[GPUProductLabel] = p.product
+		labels[GPUMemoryLabel] = p.gpuMemMiB
+	}
+	return &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels},
+		Status: corev1.NodeStatus{
+			Capacity:    alloc,
+			Allocatable: alloc,
+			Conditions:  []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}},
+		},
+	}
+}
+
+func podSpec(image, cpu, mem string, gpus int) corev1.PodSpec {
+	req := corev1.ResourceList{
+		corev1.ResourceCPU:    resource.MustParse(cpu),
+		corev1.ResourceMemory: resource.MustParse(mem),
+	}
+	limits := corev1.ResourceList{}
+	if gpus > 0 {
+		limits[GPUResource] = *resource.NewQuantity(int64(gpus), resource.DecimalSI)
+		req[GPUResource] = limits[GPUResource]
+	}
+	return corev1.PodSpec{
+		SchedulerName: schedulerName,
+		Containers: []corev1.Container{{
+			Name:      "main",
+			Image:     image,
+			Resources: corev1.ResourceRequirements{Requests: req, Limits: limits},
+		}},
+	}
+}
+
+func session(ns, name, kind, cpu, mem string, gpus int) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: ns,
+			Name:      name,
+			Labels:    map[string]string{"app.kubernetes.io/component": "session", "workbench.dev/session-kind": kind},
+		},
+		Spec: podSpec("quay.io/jupyter/scipy-notebook:2025-01-06", cpu, mem, gpus),
+	}
+}
+
+func hubDeployment() *appsv1.Deployment {
+	labels := map[string]string{"app": "notebook-hub"}
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "data-science", Name: "notebook-hub"},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To[int32](3),
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec:       podSpec("quay.io/jupyterhub/k8s-hub:4.0.0", "500m", "1Gi", 0),
+			},
+		},
+	}
+}
+
+func etlJob() *batchv1.Job {
+	spec := podSpec("python:3.12-slim", "2", "4Gi", 0)
+	spec.RestartPolicy = corev1.RestartPolicyNever
+	return &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "analytics", Name: "feature-etl"},
+		Spec: batchv1.JobSpec{
+			Parallelism: ptr.To[int32](6),
+			Completions: ptr.To[int32](6),
+			Template:    corev1.PodTemplateSpec{Spec: spec},
+		},
+	}
+}
+
+// interactiveJob is how platforms run a long-lived session as a Job: one pod at a time, many
+// completions so that a finished session can be restarted by the controller.
+func interactiveJob() *batchv1.Job {
+	spec := podSpec("quay.io/jupyter/scipy-notebook:2025-01-06", "2", "8Gi", 0)
+	spec.RestartPolicy = corev1.RestartPolicyNever
+	return &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "data-science", Name: "session-tara"},
+		Spec: batchv1.JobSpec{
+			Parallelism: ptr.To[int32](1),
+			Completions: ptr.To[int32](1000),
+			Template:    corev1.PodTemplateSpec{Spec: spec},
+		},
+	}
+}
