@@ -32,6 +32,12 @@ type InProcess struct {
 	runErr error
 }
 
+// Informer names are registered process-wide and must be unique; schedulers started one after
+// another in this process share one.
+var inProcessInformerName = sync.OnceValues(func() (*cache.InformerName, error) {
+	return cache.NewInformerName("workbench-scheduler")
+})
+
 // StartInProcess parses kube-scheduler flags (for example --config), builds the scheduler with
 // the workbench plugins and starts it. A configuration error is returned before anything runs.
 func StartInProcess(ctx context.Context, args []string) (*InProcess, error) {
@@ -47,7 +53,7 @@ func StartInProcess(ctx context.Context, args []string) (*InProcess, error) {
 		return nil, err
 	}
 	if opts.InformerName == nil {
-		name, err := cache.NewInformerName("workbench-scheduler")
+		name, err := inProcessInformerName()
 		if err != nil {
 			return nil, err
 		}
