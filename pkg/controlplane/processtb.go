@@ -37,8 +37,8 @@ func (p *processTB) Error(args ...any) { p.fail(fmt.Sprint(args...)) }
 func (p *processTB) Errorf(format string, args ...any) {
 	p.fail(fmt.Sprintf(format, args...))
 }
-func (p *processTB) Fail()     { p.fail("failed") }
-func (p *processTB) FailNow()  { p.fail("failed"); runtime.Goexit() }
+func (p *processTB) Fail()    { p.fail("failed") }
+func (p *processTB) FailNow() { p.fail("failed"); runtime.Goexit() }
 func (p *processTB) Failed() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -49,15 +49,17 @@ func (p *processTB) Fatalf(format string, args ...any) {
 	p.fail(fmt.Sprintf(format, args...))
 	runtime.Goexit()
 }
-func (p *processTB) Helper()                           {}
-func (p *processTB) Log(args ...any)                   { p.logger.V(5).Info(fmt.Sprint(args...)) }
-func (p *processTB) Logf(format string, args ...any)   { p.logger.V(5).Info(fmt.Sprintf(format, args...)) }
-func (p *processTB) Name() string                      { return p.name }
-func (p *processTB) Setenv(key, value string)          { p.Fatalf("Setenv is not supported outside tests") }
-func (p *processTB) Skip(args ...any)                  { p.Fatal(args...) }
-func (p *processTB) Skipf(format string, args ...any)  { p.Fatalf(format, args...) }
-func (p *processTB) SkipNow()                          { p.FailNow() }
-func (p *processTB) Skipped() bool                     { return false }
+func (p *processTB) Helper()         {}
+func (p *processTB) Log(args ...any) { p.logger.V(5).Info(fmt.Sprint(args...)) }
+func (p *processTB) Logf(format string, args ...any) {
+	p.logger.V(5).Info(fmt.Sprintf(format, args...))
+}
+func (p *processTB) Name() string                     { return p.name }
+func (p *processTB) Setenv(key, value string)         { p.Fatalf("Setenv is not supported outside tests") }
+func (p *processTB) Skip(args ...any)                 { p.Fatal(args...) }
+func (p *processTB) Skipf(format string, args ...any) { p.Fatalf(format, args...) }
+func (p *processTB) SkipNow()                         { p.FailNow() }
+func (p *processTB) Skipped() bool                    { return false }
 func (p *processTB) TempDir() string {
 	dir, err := os.MkdirTemp("", "workbench-controlplane-")
 	if err != nil {

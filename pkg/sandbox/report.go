@@ -109,8 +109,8 @@ func classify(pod *corev1.Pod, scheduler string) Outcome {
 }
 
 type groupUsage struct {
-	nodes, pods   int
-	req, alloc    corev1.ResourceList
+	nodes, pods int
+	req, alloc  corev1.ResourceList
 }
 
 // WriteReport prints a per-node-group summary, then the pods the scheduler could not place
