@@ -44,3 +44,11 @@ fmt:
 
 clean:
 	rm -rf bin
+
+# Generated code: deepcopy, conversion and defaulting of the plugin args (pkg/apis/config).
+APIS := ./pkg/apis/config ./pkg/apis/config/v1
+.PHONY: generate
+generate:
+	$(GO) tool deepcopy-gen --go-header-file hack/boilerplate.go.txt --output-file zz_generated.deepcopy.go $(APIS)
+	$(GO) tool conversion-gen --go-header-file hack/boilerplate.go.txt --output-file zz_generated.conversion.go ./pkg/apis/config/v1
+	$(GO) tool defaulter-gen --go-header-file hack/boilerplate.go.txt --output-file zz_generated.defaults.go ./pkg/apis/config/v1

@@ -39,9 +39,11 @@ var demoPools = []demoPool{
 	{group: "gpu-h100", zones: []string{"zone-c"}, perZone: 2, cpu: "96", mem: "1Ti", gpus: 8, product: "NVIDIA-H100-80GB-HBM3", gpuMemMiB: "81920"},
 }
 
-// DemoObjects is the demo scenario: 24 nodes in three zones (12 CPU, 12 with GPUs of three
-// models) and a data-science workload of notebook sessions, a hub Deployment, a batch Job, GPU
-// sessions, one session too large for any node, and one pod left to the default scheduler.
+// DemoObjects is the demo scenario: 22 nodes in three zones (12 CPU, 10 with GPUs of three
+// models, H100 being special) and a data-science workload of notebook sessions, a hub
+// Deployment, a batch Job, GPU sessions (generic, naming a model, asking for memory, naming a
+// model that does not exist), one session too large for any node, and one pod left to the
+// default scheduler.
 func DemoObjects() []runtime.Object {
 	var objs []runtime.Object
 	for _, ns := range []string{"data-science", "ml-training", "analytics"} {
@@ -65,6 +67,11 @@ func DemoObjects() []runtime.Object {
 	}
 	objs = append(objs,
 		session("ml-training", "finetune-rui", "jupyter", "16", "128Gi", 4),
+		// GPUAffinity: the special SKU only by name, a model by SKU name, a memory floor, a typo.
+		withAnnotation(session("ml-training", "llm-train-uma", "batch", "64", "512Gi", 8), "workbench.dev/gpu-model", "h100"),
+		withAnnotation(session("ml-training", "gpu-session-vic", "jupyter", "4", "32Gi", 1), "workbench.dev/gpu-model", "a100"),
+		withAnnotation(session("ml-training", "gpu-session-wes", "jupyter", "4", "32Gi", 1), "workbench.dev/gpu-min-memory", "40Gi"),
+		withAnnotation(session("ml-training", "gpu-session-xia", "jupyter", "4", "32Gi", 1), "workbench.dev/gpu-model", "h200"),
 		// Asks for more CPU than any node has, so the report shows the scheduler's reason.
 		session("data-science", "oversized-sam", "jupyter", "200", "64Gi", 0),
 		hubDeployment(),
@@ -133,6 +140,14 @@ func session(ns, name, kind, cpu, mem string, gpus int) *corev1.Pod {
 		},
 		Spec: podSpec("quay.io/jupyter/scipy-notebook:2025-01-06", cpu, mem, gpus),
 	}
+}
+
+func withAnnotation(pod *corev1.Pod, key, value string) *corev1.Pod {
+	if pod.Annotations == nil {
+		pod.Annotations = map[string]string{}
+	}
+	pod.Annotations[key] = value
+	return pod
 }
 
 func hubDeployment() *appsv1.Deployment {

@@ -81,9 +81,9 @@ func TestDemoScenarioIsValidAndExpectsEveryPod(t *testing.T) {
 			t.Errorf("demo object %d (%s): %v", i+1, describe(u), err)
 		}
 	}
-	// 19 session pods + 1 default-scheduler pod + 3 hub replicas + 6 ETL pods + 1 interactive Job pod.
-	if got := ExpectedPods(s); got != 30 {
-		t.Errorf("ExpectedPods(demo) = %d, want 30", got)
+	// 23 session pods + 1 default-scheduler pod + 3 hub replicas + 6 ETL pods + 1 interactive Job pod.
+	if got := ExpectedPods(s); got != 34 {
+		t.Errorf("ExpectedPods(demo) = %d, want 34", got)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	kubeschedulerapp "k8s.io/kubernetes/cmd/kube-scheduler/app"
 
 	"github.com/workbench-scheduler/workbench-scheduler/pkg/version"
+	"github.com/workbench-scheduler/workbench-scheduler/plugins/gpuaffinity"
 )
 
 // SchedulerName is the profile name pods opt in with (spec.schedulerName).
@@ -19,7 +20,9 @@ const SchedulerName = "workbench-scheduler"
 // PluginOptions registers every workbench plugin with the framework. The binary, the sandbox,
 // the integration tests and the benchmarks all take the registry from here.
 func PluginOptions() []kubeschedulerapp.Option {
-	return []kubeschedulerapp.Option{}
+	return []kubeschedulerapp.Option{
+		kubeschedulerapp.WithPlugin(gpuaffinity.Name, gpuaffinity.New),
+	}
 }
 
 // NewCommand is upstream's kube-scheduler command, with our plugins, our --version, and the

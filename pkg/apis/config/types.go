@@ -1,0 +1,52 @@
+package config
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// CPUPodsOnGPUNodesPolicy says whether pods that request no GPU may use GPU nodes.
+type CPUPodsOnGPUNodesPolicy string
+
+const (
+	// CPUPodsOnGPUNodesDeny keeps pods without a GPU request off nodes with allocatable GPUs.
+	CPUPodsOnGPUNodesDeny CPUPodsOnGPUNodesPolicy = "Deny"
+	// CPUPodsOnGPUNodesAllow lets them land there.
+	CPUPodsOnGPUNodesAllow CPUPodsOnGPUNodesPolicy = "Allow"
+)
+
+// GPUScoringStrategy ranks nodes for GPU pods.
+type GPUScoringStrategy string
+
+const (
+	// GPUScoringBinPack prefers the node left with the fewest free GPUs, keeping whole nodes free.
+	GPUScoringBinPack GPUScoringStrategy = "BinPack"
+	// GPUScoringSpread prefers the node left with the most free GPUs.
+	GPUScoringSpread GPUScoringStrategy = "Spread"
+)
+
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+
+// GPUAffinityArgs configures the GPUAffinity plugin.
+type GPUAffinityArgs struct {
+	metav1.TypeMeta
+
+	// GPUResourceNames are the extended resources that count as GPUs.
+	GPUResourceNames []string
+	// ProductLabel is the node label naming the GPU model (GPU Feature Discovery's).
+	ProductLabel string
+	// MemoryLabel is the node label giving per-GPU memory in MiB.
+	MemoryLabel string
+	// SKUs name GPU models; a special SKU only takes pods that name it.
+	SKUs []GPUSKU
+	// CPUPodsOnGPUNodes is Deny or Allow.
+	CPUPodsOnGPUNodes CPUPodsOnGPUNodesPolicy
+	// GPUScoring is BinPack or Spread.
+	GPUScoring GPUScoringStrategy
+}
+
+// GPUSKU is a named GPU model with the product label values (aliases) it covers.
+type GPUSKU struct {
+	Name     string
+	Products []string
+	Special  bool
+}

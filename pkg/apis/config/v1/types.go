@@ -1,0 +1,32 @@
+package v1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+
+// GPUAffinityArgs configures the GPUAffinity plugin.
+type GPUAffinityArgs struct {
+	metav1.TypeMeta `json:",inline"`
+
+	// GPUResourceNames are the extended resources that count as GPUs. Default: [nvidia.com/gpu].
+	GPUResourceNames []string `json:"gpuResourceNames,omitempty"`
+	// ProductLabel is the node label naming the GPU model. Default: nvidia.com/gpu.product.
+	ProductLabel string `json:"productLabel,omitempty"`
+	// MemoryLabel is the node label giving per-GPU memory in MiB. Default: nvidia.com/gpu.memory.
+	MemoryLabel string `json:"memoryLabel,omitempty"`
+	// SKUs name GPU models; a special SKU only takes pods that name it.
+	SKUs []GPUSKU `json:"skus,omitempty"`
+	// CPUPodsOnGPUNodes is Deny (default) or Allow.
+	CPUPodsOnGPUNodes string `json:"cpuPodsOnGPUNodes,omitempty"`
+	// GPUScoring is BinPack (default) or Spread.
+	GPUScoring string `json:"gpuScoring,omitempty"`
+}
+
+// GPUSKU is a named GPU model with the product label values (aliases) it covers.
+type GPUSKU struct {
+	Name     string   `json:"name"`
+	Products []string `json:"products"`
+	Special  bool     `json:"special,omitempty"`
+}

@@ -1,0 +1,80 @@
+// Package validation checks the workbench plugins' args; errors carry field paths so that a bad
+// configuration fails start-up naming the field.
+package validation
+
+import (
+	"fmt"
+
+	v1 "k8s.io/api/core/v1"
+	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
+	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	v1helper "k8s.io/kubernetes/pkg/apis/core/v1/helper"
+
+	"github.com/workbench-scheduler/workbench-scheduler/pkg/apis/config"
+)
+
+// ValidateGPUAffinityArgs validates defaulted GPUAffinityArgs. path is where they sit in the
+// scheduler configuration, e.g. profiles[0].pluginConfig[1].args.
+func ValidateGPUAffinityArgs(path *field.Path, args *config.GPUAffinityArgs) error {
+	var errs field.ErrorList
+	names := path.Child("gpuResourceNames")
+	if len(args.GPUResourceNames) == 0 {
+		errs = append(errs, field.Required(names, "at least one GPU resource name"))
+	}
+	seen := sets.New[string]()
+	for i, name := range args.GPUResourceNames {
+		if seen.Has(name) {
+			errs = append(errs, field.Duplicate(names.Index(i), name))
+		}
+		seen.Insert(name)
+		if !v1helper.IsExtendedResourceName(v1.ResourceName(name)) {
+			errs = append(errs, field.Invalid(names.Index(i), name, "must be an extended resource name such as nvidia.com/gpu"))
+		}
+	}
+	for _, l := range []struct {
+		name, value string
+	}{{"productLabel", args.ProductLabel}, {"memoryLabel", args.MemoryLabel}} {
+		for _, msg := range metav1validation.ValidateLabelName(l.value, path.Child(l.name)) {
+			errs = append(errs, msg)
+		}
+	}
+	skusPath := path.Child("skus")
+	skuNames := sets.New[string]()
+	productOwner := map[string]string{}
+	for i, sku := range args.SKUs {
+		p := skusPath.Index(i)
+		if sku.Name == "" {
+			errs = append(errs, field.Required(p.Child("name"), ""))
+		} else if skuNames.Has(sku.Name) {
+			errs = append(errs, field.Duplicate(p.Child("name"), sku.Name))
+		}
+		skuNames.Insert(sku.Name)
+		if len(sku.Products) == 0 {
+			errs = append(errs, field.Required(p.Child("products"), "at least one product label value"))
+		}
+		for j, product := range sku.Products {
+			if product == "" {
+				errs = append(errs, field.Required(p.Child("products").Index(j), ""))
+				continue
+			}
+			if owner, ok := productOwner[product]; ok && owner != sku.Name {
+				errs = append(errs, field.Invalid(p.Child("products").Index(j), product, fmt.Sprintf("already listed under SKU %q", owner)))
+			}
+			productOwner[product] = sku.Name
+		}
+	}
+	switch args.CPUPodsOnGPUNodes {
+	case config.CPUPodsOnGPUNodesDeny, config.CPUPodsOnGPUNodesAllow:
+	default:
+		errs = append(errs, field.NotSupported(path.Child("cpuPodsOnGPUNodes"), args.CPUPodsOnGPUNodes,
+			[]string{string(config.CPUPodsOnGPUNodesDeny), string(config.CPUPodsOnGPUNodesAllow)}))
+	}
+	switch args.GPUScoring {
+	case config.GPUScoringBinPack, config.GPUScoringSpread:
+	default:
+		errs = append(errs, field.NotSupported(path.Child("gpuScoring"), args.GPUScoring,
+			[]string{string(config.GPUScoringBinPack), string(config.GPUScoringSpread)}))
+	}
+	return errs.ToAggregate()
+}

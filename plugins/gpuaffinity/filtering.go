@@ -1,0 +1,122 @@
+package gpuaffinity
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/klog/v2"
+	fwk "k8s.io/kube-scheduler/framework"
+)
+
+const preFilterStateKey fwk.StateKey = "PreFilter" + Name
+
+// Rejection reasons, as metric label values.
+const (
+	reasonInvalidRequest = "invalid_request"
+	reasonCPUPodGPUNode  = "cpu_pod_on_gpu_node"
+	reasonSpecialSKU     = "special_sku"
+	reasonModelMismatch  = "model_mismatch"
+	reasonMemoryTooSmall = "memory_too_small"
+	reasonMissingLabel   = "missing_label"
+)
+
+// EventReasonInvalidGPURequest is the event reason for a pod whose GPU annotations are invalid.
+const EventReasonInvalidGPURequest = "InvalidGPURequest"
+
+type preFilterState struct{ req *gpuRequest }
+
+// Clone shares the state: nothing in it depends on other pods.
+func (s *preFilterState) Clone() fwk.StateData { return s }
+
+// PreFilter parses the pod's GPU request once per cycle. An invalid annotation makes the pod
+// unschedulable until its spec changes; the reason names the annotation and the value.
+func (pl *GPUAffinity) PreFilter(ctx context.Context, state fwk.CycleState, pod *v1.Pod, _ []fwk.NodeInfo) (*fwk.PreFilterResult, *fwk.Status) {
+	req, err := pl.parse(pod)
+	if err != nil {
+		var invalid *invalidRequestError
+		if !errors.As(err, &invalid) {
+			return nil, fwk.AsStatus(err)
+		}
+		rejections.WithLabelValues(reasonInvalidRequest).Inc()
+		pl.handle.EventRecorder().Eventf(pod, nil, v1.EventTypeWarning, EventReasonInvalidGPURequest, "Scheduling", invalid.msg)
+		klog.FromContext(ctx).V(2).Info("Invalid GPU request", "pod", klog.KObj(pod), "err", invalid.msg)
+		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, invalid.msg)
+	}
+	if req.gpus == 0 && (!pl.denyCPUPods || req.daemon) {
+		return nil, fwk.NewStatus(fwk.Skip)
+	}
+	state.Write(preFilterStateKey, &preFilterState{req: req})
+	return nil, nil
+}
+
+// PreFilterExtensions returns nil: our decisions do not depend on other pods.
+func (pl *GPUAffinity) PreFilterExtensions() fwk.PreFilterExtensions { return nil }
+
+func getPreFilterState(state fwk.CycleState) (*gpuRequest, error) {
+	data, err := state.Read(preFilterStateKey)
+	if err != nil {
+		return nil, fmt.Errorf("reading %q from cycle state: %w", preFilterStateKey, err)
+	}
+	s, ok := data.(*preFilterState)
+	if !ok {
+		return nil, fmt.Errorf("%+v cannot be converted to *gpuaffinity.preFilterState", data)
+	}
+	return s.req, nil
+}
+
+// Filter applies the rules. Every rejection is UnschedulableAndUnresolvable: evicting pods
+// cannot change a node's GPU model, and each reason says what the pod wanted and the node has.
+func (pl *GPUAffinity) Filter(ctx context.Context, state fwk.CycleState, pod *v1.Pod, nodeInfo fwk.NodeInfo) *fwk.Status {
+	req, err := getPreFilterState(state)
+	if err != nil {
+		return fwk.AsStatus(err)
+	}
+	allocatable, _ := pl.gpuCounts(nodeInfo)
+	if allocatable == 0 {
+		// Not a GPU node: a GPU pod is NodeResourcesFit's to reject.
+		return nil
+	}
+	node := nodeInfo.Node()
+	product := node.Labels[pl.productLabel]
+	if req.gpus == 0 {
+		return reject(reasonCPUPodGPUNode, "node has %d GPUs (%s) and the pod requests none; pods without a GPU request are kept off GPU nodes", allocatable, orUnlabelled(product))
+	}
+	lowerProduct := strings.ToLower(product)
+	if req.products != nil {
+		if product == "" {
+			return reject(reasonMissingLabel, "pod asks for GPU model %s=%q; node has no %s label", ModelAnnotation, req.modelText, pl.productLabel)
+		}
+		if !req.products.Has(lowerProduct) {
+			return reject(reasonModelMismatch, "pod asks for GPU model %s=%q; node has %s", ModelAnnotation, req.modelText, product)
+		}
+	} else if sku, special := pl.catalog.special[lowerProduct]; special && !req.namesModel {
+		return reject(reasonSpecialSKU, "node has special GPU SKU %s (%s), reserved for pods that name it in %s", sku, product, ModelAnnotation)
+	}
+	if req.minMemoryMiB > 0 {
+		text := node.Labels[pl.memoryLabel]
+		mib, err := strconv.ParseInt(text, 10, 64)
+		if err != nil {
+			return reject(reasonMissingLabel, "pod asks for %s=%s per GPU; node has no valid %s label (%q)", MinMemoryAnnotation, req.minMemoryText, pl.memoryLabel, text)
+		}
+		if mib < req.minMemoryMiB {
+			return reject(reasonMemoryTooSmall, "pod asks for %s=%s per GPU; node's %s has %d MiB", MinMemoryAnnotation, req.minMemoryText, orUnlabelled(product), mib)
+		}
+	}
+	return nil
+}
+
+func reject(reason, format string, args ...any) *fwk.Status {
+	rejections.WithLabelValues(reason).Inc()
+	return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf(format, args...))
+}
+
+func orUnlabelled(product string) string {
+	if product == "" {
+		return "model unlabelled"
+	}
+	return product
+}

@@ -1,0 +1,134 @@
+package gpuaffinity
+
+import (
+	"sync"
+	"sync/atomic"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/component-base/metrics"
+	"k8s.io/component-base/metrics/legacyregistry"
+	fwk "k8s.io/kube-scheduler/framework"
+)
+
+var (
+	rejections = metrics.NewCounterVec(&metrics.CounterOpts{
+		Subsystem:      "workbench_gpuaffinity",
+		Name:           "filter_rejections_total",
+		Help:           "Nodes rejected by the GPUAffinity filter, by reason (invalid_request counts pods).",
+		StabilityLevel: metrics.ALPHA,
+	}, []string{"reason"})
+
+	freeGPUsDesc = metrics.NewDesc("workbench_gpu_free",
+		"GPUs not requested by any pod, by product label value.", []string{"product"}, nil, metrics.ALPHA, "")
+	fragmentedDesc = metrics.NewDesc("workbench_gpu_free_fragmented",
+		"Free GPUs on GPU nodes that are partly used: capacity a whole-node request cannot use.", nil, nil, metrics.ALPHA, "")
+	idleFreeDesc = metrics.NewDesc("workbench_gpu_free_on_idle_nodes",
+		"Free GPUs on GPU nodes with no GPU in use.", nil, nil, metrics.ALPHA, "")
+	idleNodesDesc = metrics.NewDesc("workbench_gpu_idle_nodes",
+		"GPU nodes with no GPU in use.", nil, nil, metrics.ALPHA, "")
+
+	registerOnce sync.Once
+	// inventorySource is the newest plugin instance; all profiles share the informers.
+	inventorySource atomic.Pointer[gpuInventory]
+)
+
+// gpuInventory reads GPU usage from the scheduler's informer caches when metrics are scraped,
+// so that the scheduling path pays nothing for these gauges.
+type gpuInventory struct {
+	nodes        corelisters.NodeLister
+	pods         corelisters.PodLister
+	gpuResources []v1.ResourceName
+	productLabel string
+}
+
+func registerMetrics(h fwk.Handle, pl *GPUAffinity) {
+	if f := h.SharedInformerFactory(); f != nil {
+		inventorySource.Store(&gpuInventory{
+			nodes:        f.Core().V1().Nodes().Lister(),
+			pods:         f.Core().V1().Pods().Lister(),
+			gpuResources: pl.gpuResources,
+			productLabel: pl.productLabel,
+		})
+	}
+	registerOnce.Do(func() {
+		legacyregistry.MustRegister(rejections)
+		legacyregistry.CustomMustRegister(&inventoryCollector{})
+	})
+}
+
+type inventoryCollector struct{ metrics.BaseStableCollector }
+
+func (c *inventoryCollector) DescribeWithStability(ch chan<- *metrics.Desc) {
+	ch <- freeGPUsDesc
+	ch <- fragmentedDesc
+	ch <- idleFreeDesc
+	ch <- idleNodesDesc
+}
+
+func (c *inventoryCollector) CollectWithStability(ch chan<- metrics.Metric) {
+	inv := inventorySource.Load()
+	if inv == nil {
+		return
+	}
+	s, err := inv.summarize()
+	if err != nil {
+		return
+	}
+	for product, free := range s.freeByProduct {
+		ch <- metrics.NewLazyConstMetric(freeGPUsDesc, metrics.GaugeValue, float64(free), product)
+	}
+	ch <- metrics.NewLazyConstMetric(fragmentedDesc, metrics.GaugeValue, float64(s.fragmentedFree))
+	ch <- metrics.NewLazyConstMetric(idleFreeDesc, metrics.GaugeValue, float64(s.idleFree))
+	ch <- metrics.NewLazyConstMetric(idleNodesDesc, metrics.GaugeValue, float64(s.idleNodes))
+}
+
+type gpuSummary struct {
+	freeByProduct  map[string]int64
+	fragmentedFree int64
+	idleFree       int64
+	idleNodes      int64
+}
+
+func (inv *gpuInventory) summarize() (*gpuSummary, error) {
+	nodes, err := inv.nodes.List(labels.Everything())
+	if err != nil {
+		return nil, err
+	}
+	pods, err := inv.pods.List(labels.Everything())
+	if err != nil {
+		return nil, err
+	}
+	used := map[string]int64{}
+	for _, p := range pods {
+		if p.Spec.NodeName == "" || p.Status.Phase == v1.PodSucceeded || p.Status.Phase == v1.PodFailed {
+			continue
+		}
+		if n := countGPUs(p, inv.gpuResources); n > 0 {
+			used[p.Spec.NodeName] += n
+		}
+	}
+	s := &gpuSummary{freeByProduct: map[string]int64{}}
+	for _, node := range nodes {
+		var allocatable int64
+		for _, name := range inv.gpuResources {
+			if q, ok := node.Status.Allocatable[name]; ok {
+				allocatable += q.Value()
+			}
+		}
+		if allocatable == 0 {
+			continue
+		}
+		free := max(allocatable-used[node.Name], 0)
+		s.freeByProduct[node.Labels[inv.productLabel]] += free
+		switch {
+		case free == allocatable:
+			s.idleNodes++
+			s.idleFree += free
+		case free > 0:
+			s.fragmentedFree += free
+		}
+	}
+	return s, nil
+}

@@ -1,0 +1,193 @@
+package gpuaffinity
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/sets"
+	resourcehelper "k8s.io/component-helpers/resource"
+)
+
+// Annotations a pod uses to state its GPU needs.
+const (
+	// ModelAnnotation is a comma-separated any-of list of SKU names or product label values.
+	ModelAnnotation = "workbench.dev/gpu-model"
+	// MinMemoryAnnotation is the minimum memory per GPU, as a quantity such as 40Gi.
+	MinMemoryAnnotation = "workbench.dev/gpu-min-memory"
+)
+
+// gpuRequest is what one pod asks of GPU nodes, parsed once per scheduling cycle.
+type gpuRequest struct {
+	// gpus is the pod's total request over all GPU resource names.
+	gpus int64
+	// products are the acceptable product label values, lower-cased; nil accepts any.
+	products sets.Set[string]
+	// modelText is the annotation as written, for messages.
+	modelText string
+	// minMemoryMiB is the minimum memory per GPU; 0 when not asked.
+	minMemoryMiB  int64
+	minMemoryText string
+	// namesModel is set when the pod names a model by annotation, nodeSelector or node affinity.
+	namesModel bool
+	// daemon pods (DaemonSet-owned) follow their DaemonSet, never our CPU-pod rule.
+	daemon bool
+}
+
+// invalidRequestError is a problem with the pod's own spec: preemption or other pods cannot fix it.
+type invalidRequestError struct{ msg string }
+
+func (e *invalidRequestError) Error() string { return e.msg }
+
+func invalidf(format string, args ...any) error {
+	return &invalidRequestError{msg: fmt.Sprintf(format, args...)}
+}
+
+// skuCatalog resolves names a pod may use in ModelAnnotation.
+type skuCatalog struct {
+	// byName maps a lower-cased SKU name to its lower-cased products.
+	byName map[string][]string
+	// products holds every lower-cased product that some SKU lists.
+	products sets.Set[string]
+	// special holds the lower-cased products of special SKUs, mapped to the SKU name.
+	special map[string]string
+	// names lists SKU names as configured, for messages.
+	names []string
+}
+
+// parseGPURequest reads the pod's GPU request and annotations. knownProduct reports whether a
+// product value not listed in any SKU exists on some node; it is only called for such values.
+func parseGPURequest(pod *v1.Pod, gpuResources []v1.ResourceName, productLabel string, catalog *skuCatalog, knownProduct func(string) bool) (*gpuRequest, error) {
+	req := &gpuRequest{gpus: countGPUs(pod, gpuResources), daemon: isDaemonPod(pod)}
+	req.namesModel = selectsProductLabel(pod, productLabel)
+
+	if text, ok := pod.Annotations[ModelAnnotation]; ok {
+		products, err := parseModels(text, catalog, knownProduct)
+		if err != nil {
+			return nil, err
+		}
+		req.products, req.modelText, req.namesModel = products, text, true
+	}
+	if text, ok := pod.Annotations[MinMemoryAnnotation]; ok {
+		mib, err := parseMinMemory(text)
+		if err != nil {
+			return nil, err
+		}
+		req.minMemoryMiB, req.minMemoryText = mib, text
+	}
+	if req.gpus == 0 && (req.products != nil || req.minMemoryMiB > 0) {
+		return nil, invalidf("pod sets %s but requests no GPU (%s): add a GPU request or remove the annotation",
+			presentAnnotations(pod), joinResourceNames(gpuResources))
+	}
+	return req, nil
+}
+
+// countGPUs is the pod's effective request (init containers and overhead included) summed over
+// the GPU resource names.
+func countGPUs(pod *v1.Pod, gpuResources []v1.ResourceName) int64 {
+	requests := resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{})
+	var n int64
+	for _, name := range gpuResources {
+		if q, ok := requests[name]; ok {
+			n += q.Value()
+		}
+	}
+	return n
+}
+
+func isDaemonPod(pod *v1.Pod) bool {
+	ref := metav1.GetControllerOf(pod)
+	return ref != nil && ref.Kind == "DaemonSet"
+}
+
+func parseModels(text string, catalog *skuCatalog, knownProduct func(string) bool) (sets.Set[string], error) {
+	if strings.TrimSpace(text) == "" {
+		return nil, invalidf("annotation %s is empty: name a GPU model; known SKUs: %s", ModelAnnotation, catalog.known())
+	}
+	products := sets.New[string]()
+	for _, token := range strings.Split(text, ",") {
+		name := strings.ToLower(strings.TrimSpace(token))
+		if name == "" {
+			return nil, invalidf("annotation %s=%q has an empty entry; known SKUs: %s", ModelAnnotation, text, catalog.known())
+		}
+		if skuProducts, ok := catalog.byName[name]; ok {
+			products.Insert(skuProducts...)
+			continue
+		}
+		if catalog.products.Has(name) || knownProduct(name) {
+			products.Insert(name)
+			continue
+		}
+		return nil, invalidf("annotation %s=%q names unknown GPU model %q; known SKUs: %s (or a %s value present on a node)",
+			ModelAnnotation, text, strings.TrimSpace(token), catalog.known(), "product label")
+	}
+	return products, nil
+}
+
+func parseMinMemory(text string) (int64, error) {
+	q, err := resource.ParseQuantity(strings.TrimSpace(text))
+	if err != nil {
+		return 0, invalidf("annotation %s=%q is not a quantity (use e.g. 40Gi): %v", MinMemoryAnnotation, text, err)
+	}
+	if q.Sign() <= 0 {
+		return 0, invalidf("annotation %s=%q must be positive", MinMemoryAnnotation, text)
+	}
+	// Round up: 40.5Gi must not match a 40Gi GPU.
+	const mib = 1 << 20
+	v := q.Value()
+	return (v + mib - 1) / mib, nil
+}
+
+// selectsProductLabel reports whether the pod's nodeSelector or required node affinity
+// constrains the product label; NodeAffinity enforces the match, we only note the choice.
+func selectsProductLabel(pod *v1.Pod, productLabel string) bool {
+	if _, ok := pod.Spec.NodeSelector[productLabel]; ok {
+		return true
+	}
+	aff := pod.Spec.Affinity
+	if aff == nil || aff.NodeAffinity == nil || aff.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution == nil {
+		return false
+	}
+	terms := aff.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms
+	if len(terms) == 0 {
+		return false
+	}
+	// Every alternative must name the model, or the pod can still land on any GPU.
+	for _, term := range terms {
+		named := slices.ContainsFunc(term.MatchExpressions, func(r v1.NodeSelectorRequirement) bool {
+			return r.Key == productLabel && r.Operator == v1.NodeSelectorOpIn
+		})
+		if !named {
+			return false
+		}
+	}
+	return true
+}
+
+func presentAnnotations(pod *v1.Pod) string {
+	var parts []string
+	for _, a := range []string{ModelAnnotation, MinMemoryAnnotation} {
+		if v, ok := pod.Annotations[a]; ok {
+			parts = append(parts, fmt.Sprintf("%s=%q", a, v))
+		}
+	}
+	return strings.Join(parts, " and ")
+}
+
+func joinResourceNames(names []v1.ResourceName) string {
+	s := make([]string, len(names))
+	for i, n := range names {
+		s[i] = string(n)
+	}
+	return strings.Join(s, ", ")
+}
+
+func (c *skuCatalog) known() string {
+	if len(c.names) == 0 {
+		return "none configured"
+	}
+	return strings.Join(c.names, ", ")
+}
