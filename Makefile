@@ -12,7 +12,7 @@ LDFLAGS := -X $(MODULE)/pkg/version.Version=$(VERSION) \
            -X k8s.io/component-base/version.gitMinor=37
 GO      ?= go
 # Packages light enough to build twice (once under the race detector).
-RACE_PKGS := ./pkg/... ./cmd/...
+RACE_PKGS := ./pkg/... ./plugins/... ./cmd/...
 INTEGRATION_PKGS := ./test/integration/...
 
 .PHONY: all build run test test-unit test-integration verify fmt clean
@@ -35,12 +35,12 @@ test-integration:
 	$(GO) test -count=1 -timeout 20m $(INTEGRATION_PKGS)
 
 verify:
-	@out=$$(gofmt -l cmd pkg test manifests); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@out=$$(gofmt -l cmd pkg plugins test manifests bench); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) mod tidy -diff
 
 fmt:
-	gofmt -w cmd pkg test manifests
+	gofmt -w cmd pkg plugins test manifests bench
 
 clean:
 	rm -rf bin
