@@ -38,6 +38,8 @@ verify:
 	@out=$$(gofmt -l cmd pkg plugins test manifests bench); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) mod tidy -diff
+	$(MAKE) generate
+	@git diff --exit-code -- pkg/apis || (echo "generated code is stale: run make generate and commit"; exit 1)
 
 fmt:
 	gofmt -w cmd pkg plugins test manifests bench

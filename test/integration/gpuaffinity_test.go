@@ -1,0 +1,116 @@
+package integration
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	st "k8s.io/kubernetes/pkg/scheduler/testing"
+
+	"github.com/workbench-scheduler/workbench-scheduler/cmd/workbench-scheduler/app"
+	"github.com/workbench-scheduler/workbench-scheduler/plugins/gpuaffinity"
+)
+
+const gpuResource = corev1.ResourceName("nvidia.com/gpu")
+
+func gpuTestNode(name, product string, gpus int64) *corev1.Node {
+	n := readyNode(name, map[corev1.ResourceName]string{"cpu": "32", "memory": "256Gi", "pods": "110"})
+	if gpus > 0 {
+		q := *resource.NewQuantity(gpus, resource.DecimalSI)
+		n.Status.Allocatable[gpuResource], n.Status.Capacity[gpuResource] = q, q
+		n.Labels["nvidia.com/gpu.product"] = product
+		n.Labels["nvidia.com/gpu.memory"] = "81920"
+	}
+	return n
+}
+
+func workbenchPod(ns, name string, gpus string, annotations map[string]string) *corev1.Pod {
+	resources := corev1.ResourceRequirements{Requests: corev1.ResourceList{
+		corev1.ResourceCPU: resource.MustParse("1"), corev1.ResourceMemory: resource.MustParse("1Gi"),
+	}}
+	if gpus != "" {
+		// Extended resources must be given as limits; requests default to them.
+		resources.Limits = corev1.ResourceList{gpuResource: resource.MustParse(gpus)}
+	}
+	p := st.MakePod().Namespace(ns).Name(name).SchedulerName(app.SchedulerName).Obj()
+	p.Spec.Containers = []corev1.Container{{Name: "main", Image: "registry.k8s.io/pause:3.10", Resources: resources}}
+	p.Annotations = annotations
+	return p
+}
+
+// The shipped config's GPUAffinity against a real apiserver: CPU pods avoid GPU nodes, generic
+// GPU pods avoid the special SKU, a pod naming it lands on it, and a bad annotation leaves that
+// pod unschedulable with an event while the others schedule.
+func TestGPUAffinityWithShippedConfig(t *testing.T) {
+	startScheduler(t, nil)
+	ns := testNamespace(t)
+	createNodes(t,
+		gpuTestNode("it-gpu-cpu", "", 0),
+		gpuTestNode("it-gpu-a100", "NVIDIA-A100-SXM4-80GB", 8),
+		gpuTestNode("it-gpu-h100", "NVIDIA-H100-80GB-HBM3", 8),
+	)
+	createPod(t, workbenchPod(ns, "bad-model", "1", map[string]string{gpuaffinity.ModelAnnotation: "h200"}))
+	createPod(t, workbenchPod(ns, "cpu-session", "", nil))
+	createPod(t, workbenchPod(ns, "generic-gpu", "1", nil))
+	createPod(t, workbenchPod(ns, "names-h100", "8", map[string]string{gpuaffinity.ModelAnnotation: "h100"}))
+
+	for pod, want := range map[string]string{"cpu-session": "it-gpu-cpu", "generic-gpu": "it-gpu-a100", "names-h100": "it-gpu-h100"} {
+		if got := waitForNode(t, ns, pod, 30*time.Second); got != want {
+			t.Errorf("%s bound to %s, want %s", pod, got, want)
+		}
+	}
+
+	wantMsg := `annotation workbench.dev/gpu-model="h200" names unknown GPU model "h200"; known SKUs: t4, a100, h100`
+	var condition *corev1.PodCondition
+	err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		pod, err := cp.Client.CoreV1().Pods(ns).Get(ctx, "bad-model", metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		for i, c := range pod.Status.Conditions {
+			if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse {
+				condition = &pod.Status.Conditions[i]
+			}
+		}
+		return condition != nil, nil
+	})
+	if err != nil {
+		t.Fatalf("bad-model has no PodScheduled=False condition: %v", err)
+	}
+	if condition.Reason != corev1.PodReasonUnschedulable || !strings.Contains(condition.Message, wantMsg) {
+		t.Errorf("condition = %s %q, want Unschedulable with %q", condition.Reason, condition.Message, wantMsg)
+	}
+	err = wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		evs, err := cp.Client.EventsV1().Events(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err
+		}
+		for _, e := range evs.Items {
+			if e.Regarding.Name == "bad-model" && e.Reason == gpuaffinity.EventReasonInvalidGPURequest && strings.Contains(e.Note, wantMsg) {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		t.Errorf("no %s event for bad-model: %v", gpuaffinity.EventReasonInvalidGPURequest, err)
+	}
+
+	// Fixing the annotation requeues the pod (queueing hint on its own update) and it binds.
+	pod, err := cp.Client.CoreV1().Pods(ns).Get(context.Background(), "bad-model", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod.Annotations[gpuaffinity.ModelAnnotation] = "a100"
+	if _, err := cp.Client.CoreV1().Pods(ns).Update(context.Background(), pod, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := waitForNode(t, ns, "bad-model", 30*time.Second); got != "it-gpu-a100" {
+		t.Errorf("fixed pod bound to %s, want it-gpu-a100", got)
+	}
+}
