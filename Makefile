@@ -15,7 +15,7 @@ GO      ?= go
 RACE_PKGS := ./pkg/... ./plugins/... ./cmd/...
 INTEGRATION_PKGS := ./test/integration/...
 
-.PHONY: all build run test test-unit test-integration verify fmt clean
+.PHONY: all build run test test-unit test-integration verify fmt clean bench-gpu bench-micro
 
 all: build
 
@@ -33,6 +33,15 @@ test-unit:
 # One package holds every test that starts a real kube-apiserver: linking one takes ~3 GiB.
 test-integration:
 	$(GO) test -count=1 -timeout 20m $(INTEGRATION_PKGS)
+
+# Benchmarks print the ratio to upstream measured in the same run and write bench/results/*.json.
+# GPU placement and overhead: the real scheduler with upstream's default profile, then ours.
+bench-gpu:
+	$(GO) test -count=1 -run 'TestGPUFragmentation|TestGPUAffinityAttemptOverhead' -timeout 60m -v ./bench/ -workbench.bench
+
+# Plugin hot paths on in-memory snapshots (7,500 nodes, 200,000 pods).
+bench-micro:
+	$(GO) test -count=1 -run '^$$' -bench . -benchtime 200x -timeout 60m ./bench/
 
 verify:
 	@out=$$(gofmt -l cmd pkg plugins test manifests bench); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

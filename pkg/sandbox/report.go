@@ -58,12 +58,13 @@ func intField(u *unstructured.Unstructured, def int, path ...string) int {
 	return def
 }
 
-// WaitForDecisions polls until at least expected pods exist and the scheduler has bound or
-// rejected every pod addressed to it, or until timeout. It returns the outcomes either way.
-func WaitForDecisions(ctx context.Context, client kubernetes.Interface, scheduler string, expected int, timeout time.Duration) ([]Outcome, error) {
+// WaitForDecisions polls until at least expected pods exist in namespace (all namespaces when
+// empty) and the scheduler has bound or rejected every pod addressed to it, or until timeout.
+// It returns the outcomes either way.
+func WaitForDecisions(ctx context.Context, client kubernetes.Interface, namespace, scheduler string, expected int, timeout time.Duration) ([]Outcome, error) {
 	var outcomes []Outcome
 	err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
-		pods, err := client.CoreV1().Pods(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
+		pods, err := client.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return false, nil
 		}

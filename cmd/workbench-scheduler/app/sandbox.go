@@ -144,7 +144,7 @@ func runSandbox(ctx context.Context, o *sandboxOptions, out io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(out, "Scenario %q applied: %d objects\n\n", scenario.Name, len(scenario.Objects))
-	outcomes, waitErr := sandbox.WaitForDecisions(ctx, cp.Client, SchedulerName, sandbox.ExpectedPods(scenario), o.wait)
+	outcomes, waitErr := sandbox.WaitForDecisions(ctx, cp.Client, metav1.NamespaceAll, SchedulerName, sandbox.ExpectedPods(scenario), o.wait)
 	if ctx.Err() != nil {
 		return nil
 	}

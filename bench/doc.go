@@ -1,0 +1,5 @@
+// Package bench holds workbench-scheduler's benchmarks: the real scheduler against an in-process
+// apiserver, upstream's default profile beside ours in the same run, and micro benchmarks of
+// plugin hot paths on in-memory snapshots. Run them with the make bench-* targets; results go
+// to bench/results/ and bench/RESULTS.md.
+package bench
