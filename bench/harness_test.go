@@ -3,12 +3,10 @@ package bench
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 	"sync"
 	"testing"
-	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	corev1 "k8s.io/api/core/v1"
@@ -49,34 +47,12 @@ func comparedProfiles(t testing.TB) []profile {
 // startScheduler runs a profile until the returned stop is called.
 func startScheduler(t testing.TB, cp *controlplane.ControlPlane, config []byte) func() {
 	t.Helper()
-	var cfg map[string]any
-	must(t, yaml.Unmarshal(config, &cfg))
-	conn, _ := cfg["clientConnection"].(map[string]any)
-	if conn == nil {
-		conn = map[string]any{}
-	}
 	dir := t.TempDir()
 	kubeconfig := filepath.Join(dir, "kubeconfig")
 	must(t, cp.WriteKubeconfig(kubeconfig))
-	conn["kubeconfig"] = kubeconfig
-	cfg["clientConnection"] = conn
-	data, err := yaml.Marshal(cfg)
+	sched, err := app.StartFromConfig(context.Background(), cp.Client, config, kubeconfig, dir, "--secure-port=0")
 	must(t, err)
-	path := filepath.Join(dir, "config.yaml")
-	must(t, os.WriteFile(path, data, 0o600))
-	ensureNamespace(t, cp.Client, "workbench-system")
-
-	ctx, cancel := context.WithCancel(context.Background())
-	sched, err := app.StartInProcess(ctx, []string{"--config=" + path, "--secure-port=0"})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	must(t, sched.WaitReady(ctx, time.Minute))
-	return func() {
-		sched.Stop()
-		cancel()
-	}
+	return sched.Stop
 }
 
 func ensureNamespace(t testing.TB, c kubernetes.Interface, name string) {

@@ -3,8 +3,6 @@ package integration
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -13,35 +11,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	st "k8s.io/kubernetes/pkg/scheduler/testing"
-	"sigs.k8s.io/yaml"
 
 	"github.com/workbench-scheduler/workbench-scheduler/cmd/workbench-scheduler/app"
 	"github.com/workbench-scheduler/workbench-scheduler/manifests"
 )
-
-// writeConfig points a KubeSchedulerConfiguration at the test apiserver and writes it to a file.
-func writeConfig(t *testing.T, config []byte) string {
-	t.Helper()
-	var cfg map[string]any
-	if err := yaml.Unmarshal(config, &cfg); err != nil {
-		t.Fatalf("config is not YAML: %v", err)
-	}
-	conn, _ := cfg["clientConnection"].(map[string]any)
-	if conn == nil {
-		conn = map[string]any{}
-	}
-	conn["kubeconfig"] = kubeconfigPath
-	cfg["clientConnection"] = conn
-	out, err := yaml.Marshal(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "config.yaml")
-	if err := os.WriteFile(path, out, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
 
 // startScheduler runs the scheduler from config (the shipped one when nil) until the test ends.
 func startScheduler(t *testing.T, config []byte) {
@@ -49,20 +22,11 @@ func startScheduler(t *testing.T, config []byte) {
 	if config == nil {
 		config = manifests.SchedulerConfig
 	}
-	ensureNamespace(t, "workbench-system")
-	ctx, cancel := context.WithCancel(context.Background())
-	sched, err := app.StartInProcess(ctx, []string{"--config=" + writeConfig(t, config), "--secure-port=0"})
+	sched, err := app.StartFromConfig(context.Background(), cp.Client, config, kubeconfigPath, t.TempDir(), "--secure-port=0")
 	if err != nil {
-		cancel()
 		t.Fatalf("starting the scheduler: %v", err)
 	}
-	t.Cleanup(func() {
-		sched.Stop()
-		cancel()
-	})
-	if err := sched.WaitReady(ctx, time.Minute); err != nil {
-		t.Fatal(err)
-	}
+	t.Cleanup(sched.Stop)
 }
 
 func ensureNamespace(t *testing.T, name string) {

@@ -6,17 +6,24 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/spf13/pflag"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/component-base/configz"
 	"k8s.io/klog/v2"
 	kubeschedulerapp "k8s.io/kubernetes/cmd/kube-scheduler/app"
 	"k8s.io/kubernetes/cmd/kube-scheduler/app/options"
+	"sigs.k8s.io/yaml"
 )
 
 // InProcess is a scheduler running inside this process through upstream's Setup and Run, the
@@ -157,4 +164,45 @@ func (s *InProcess) Err() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.runErr
+}
+
+// StartFromConfig runs the scheduler from a KubeSchedulerConfiguration with its client
+// connection pointed at kubeconfig (the file written into dir), creates the leader-election
+// namespace the configuration names, and waits until the scheduler leads and is ready.
+func StartFromConfig(ctx context.Context, client kubernetes.Interface, config []byte, kubeconfig, dir string, args ...string) (*InProcess, error) {
+	var cfg map[string]any
+	if err := yaml.Unmarshal(config, &cfg); err != nil {
+		return nil, fmt.Errorf("scheduler config is not valid YAML: %w", err)
+	}
+	conn, _ := cfg["clientConnection"].(map[string]any)
+	if conn == nil {
+		conn = map[string]any{}
+	}
+	conn["kubeconfig"] = kubeconfig
+	cfg["clientConnection"] = conn
+	if le, ok := cfg["leaderElection"].(map[string]any); ok {
+		if ns, _ := le["resourceNamespace"].(string); ns != "" {
+			obj := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}
+			if _, err := client.CoreV1().Namespaces().Create(ctx, obj, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+				return nil, fmt.Errorf("creating the leader-election namespace %s: %w", ns, err)
+			}
+		}
+	}
+	patched, err := yaml.Marshal(cfg)
+	if err != nil {
+		return nil, err
+	}
+	path := filepath.Join(dir, "scheduler-config.yaml")
+	if err := os.WriteFile(path, patched, 0o600); err != nil {
+		return nil, err
+	}
+	s, err := StartInProcess(ctx, append([]string{"--config=" + path}, args...))
+	if err != nil {
+		return nil, err
+	}
+	if err := s.WaitReady(ctx, time.Minute); err != nil {
+		s.Stop()
+		return nil, err
+	}
+	return s, nil
 }

@@ -14,11 +14,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/klog/v2"
-	"sigs.k8s.io/yaml"
 
 	"github.com/workbench-scheduler/workbench-scheduler/manifests"
 	"github.com/workbench-scheduler/workbench-scheduler/pkg/controlplane"
@@ -98,33 +95,16 @@ func runSandbox(ctx context.Context, o *sandboxOptions, out io.Writer) error {
 	if err := cp.WriteKubeconfig(kubeconfigPath); err != nil {
 		return err
 	}
-	configPath, leaseNamespace, err := sandboxSchedulerConfig(configData, kubeconfigPath, workDir)
-	if err != nil {
-		return err
-	}
-	if leaseNamespace != "" {
-		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: leaseNamespace}}
-		if _, err := cp.Client.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("creating the leader-election namespace %s: %w", leaseNamespace, err)
-		}
-	}
-
 	port, err := freePort()
 	if err != nil {
 		return err
 	}
-	sched, err := StartInProcess(ctx, []string{
-		"--config=" + configPath,
-		"--bind-address=127.0.0.1",
-		fmt.Sprintf("--secure-port=%d", port),
-	})
+	sched, err := StartFromConfig(ctx, cp.Client, configData, kubeconfigPath, workDir,
+		"--bind-address=127.0.0.1", fmt.Sprintf("--secure-port=%d", port))
 	if err != nil {
 		return fmt.Errorf("starting the scheduler: %w", err)
 	}
 	defer sched.Stop()
-	if err := sched.WaitReady(ctx, time.Minute); err != nil {
-		return err
-	}
 
 	controllers, err := sandbox.StartControllers(ctx, cp.Client)
 	if err != nil {
@@ -159,31 +139,6 @@ func runSandbox(ctx context.Context, o *sandboxOptions, out io.Writer) error {
 		<-ctx.Done()
 	}
 	return nil
-}
-
-// sandboxSchedulerConfig writes the shipped configuration with only its client connection
-// pointed at the sandbox, and returns the leader-election namespace it needs.
-func sandboxSchedulerConfig(data []byte, kubeconfig, dir string) (string, string, error) {
-	var cfg map[string]any
-	if err := yaml.Unmarshal(data, &cfg); err != nil {
-		return "", "", fmt.Errorf("scheduler config is not valid YAML: %w", err)
-	}
-	conn, _ := cfg["clientConnection"].(map[string]any)
-	if conn == nil {
-		conn = map[string]any{}
-	}
-	conn["kubeconfig"] = kubeconfig
-	cfg["clientConnection"] = conn
-	var leaseNamespace string
-	if le, ok := cfg["leaderElection"].(map[string]any); ok {
-		leaseNamespace, _ = le["resourceNamespace"].(string)
-	}
-	patched, err := yaml.Marshal(cfg)
-	if err != nil {
-		return "", "", err
-	}
-	path := filepath.Join(dir, "scheduler-config.yaml")
-	return path, leaseNamespace, os.WriteFile(path, patched, 0o600)
 }
 
 func freePort() (int, error) {
