@@ -96,6 +96,9 @@ func TestGPUAffinityAttemptOverhead(t *testing.T) {
 			must(t, cp.Client.CoreV1().Pods(ns).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: &zero}, metav1.ListOptions{}))
 		}
 	}
+	createAll(t, nodes, func(n *corev1.Node) error {
+		return cp.Client.CoreV1().Nodes().Delete(ctx, n.Name, metav1.DeleteOptions{})
+	})
 	var sums = map[string][2]float64{}
 	for _, r := range runs {
 		s := sums[r.Profile]

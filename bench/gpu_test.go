@@ -60,9 +60,13 @@ func TestGPUFragmentation(t *testing.T) {
 		start := time.Now()
 		ns := fmt.Sprintf("frag-%d", i)
 		ensureNamespace(t, cp.Client, ns)
+		// The run's pods select the run's nodes, whatever else the cluster holds.
+		runLabel := map[string]string{"bench.workbench.dev/run": ns}
 		var nodes []*corev1.Node
 		for n := range fragNodes {
-			nodes = append(nodes, benchNode(fmt.Sprintf("frag-%d-%02d", i, n), "NVIDIA-A100-SXM4-80GB", "64", 8))
+			node := benchNode(fmt.Sprintf("frag-%d-%02d", i, n), "NVIDIA-A100-SXM4-80GB", "64", 8)
+			node.Labels["bench.workbench.dev/run"] = ns
+			nodes = append(nodes, node)
 		}
 		ctx := context.Background()
 		createAll(t, nodes, func(n *corev1.Node) error {
@@ -72,7 +76,9 @@ func TestGPUFragmentation(t *testing.T) {
 		stop := startScheduler(t, cp, p.config)
 		// Sessions arrive one by one, as users start them.
 		for j, g := range sessions {
-			_, err := cp.Client.CoreV1().Pods(ns).Create(ctx, benchPod(ns, fmt.Sprintf("session-%03d", j), g), metav1.CreateOptions{})
+			pod := benchPod(ns, fmt.Sprintf("session-%03d", j), g)
+			pod.Spec.NodeSelector = runLabel
+			_, err := cp.Client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
 			must(t, err)
 		}
 		fill, err := sandbox.WaitForDecisions(ctx, cp.Client, ns, app.SchedulerName, len(sessions), decisionWait)
@@ -89,7 +95,9 @@ func TestGPUFragmentation(t *testing.T) {
 
 		var large []*corev1.Pod
 		for j := range fragLarge {
-			large = append(large, benchPod(ns, fmt.Sprintf("large-%02d", j), 8))
+			pod := benchPod(ns, fmt.Sprintf("large-%02d", j), 8)
+			pod.Spec.NodeSelector = runLabel
+			large = append(large, pod)
 		}
 		createAll(t, large, func(p *corev1.Pod) error {
 			_, err := cp.Client.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{})

@@ -79,16 +79,18 @@ func Start(ctx context.Context) (cp *ControlPlane, err error) {
 		}, storage)
 		result = started{server: server, err: err}
 	}()
-	var s started
-	select {
-	case s = <-done:
-	case <-ctx.Done():
-		return cp, ctx.Err()
+	// Wait even if ctx is cancelled: the starter gives up within a minute, and a server it did
+	// start must be torn down.
+	s := <-done
+	if s.server.TearDownFn != nil {
+		cp.stopAPI = s.server.TearDownFn
+	}
+	if s.err == nil && ctx.Err() != nil {
+		s.err = ctx.Err()
 	}
 	if s.err != nil {
 		return cp, fmt.Errorf("starting kube-apiserver: %w", s.err)
 	}
-	cp.stopAPI = s.server.TearDownFn
 	cp.Config = rest.CopyConfig(s.server.ClientConfig)
 	cp.Client, err = kubernetes.NewForConfig(cp.Config)
 	if err != nil {
@@ -129,6 +131,8 @@ func startEtcd(cp *ControlPlane) (string, error) {
 	cp.etcd = e
 	select {
 	case <-e.Server.ReadyNotify():
+	case err := <-e.Err():
+		return "", fmt.Errorf("embedded etcd failed: %w", err)
 	case <-time.After(60 * time.Second):
 		return "", errors.New("embedded etcd did not become ready within 60s")
 	}

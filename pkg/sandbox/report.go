@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
+	resourcehelper "k8s.io/component-helpers/resource"
 )
 
 // Outcome is where the scheduler left one pod.
@@ -198,17 +199,8 @@ func NodeGroup(n *corev1.Node) string {
 }
 
 func podRequests(pod *corev1.Pod) corev1.ResourceList {
-	out := corev1.ResourceList{}
-	for _, c := range pod.Spec.Containers {
-		addResources(out, c.Resources.Requests)
-		// Extended resources may be given as limits only; the limit is then the request.
-		for name, q := range c.Resources.Limits {
-			if _, ok := c.Resources.Requests[name]; !ok && name == GPUResource {
-				addResources(out, corev1.ResourceList{name: q})
-			}
-		}
-	}
-	return out
+	// The scheduler's own arithmetic: init containers, overhead and pod-level resources count.
+	return resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{})
 }
 
 func addResources(dst, src corev1.ResourceList) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/klog/v2"
@@ -27,7 +28,18 @@ const (
 // EventReasonInvalidGPURequest is the event reason for a pod whose GPU annotations are invalid.
 const EventReasonInvalidGPURequest = "InvalidGPURequest"
 
-type preFilterState struct{ req *gpuRequest }
+type preFilterState struct {
+	req *gpuRequest
+	// messages memoizes rejection reasons for this pod by what they say of the node: a CPU pod
+	// is rejected by every GPU node, and formatting thousands of equal strings per cycle showed
+	// up as scheduling latency at 5,000 nodes.
+	messages sync.Map // messageKey -> string
+}
+
+type messageKey struct {
+	reason, product string
+	n               int64
+}
 
 // Clone shares the state: nothing in it depends on other pods.
 func (s *preFilterState) Clone() fwk.StateData { return s }
@@ -41,7 +53,7 @@ func (pl *GPUAffinity) PreFilter(ctx context.Context, state fwk.CycleState, pod 
 		if !errors.As(err, &invalid) {
 			return nil, fwk.AsStatus(err)
 		}
-		rejections.WithLabelValues(reasonInvalidRequest).Inc()
+		countRejection(reasonInvalidRequest)
 		pl.handle.EventRecorder().Eventf(pod, nil, v1.EventTypeWarning, EventReasonInvalidGPURequest, "Scheduling", invalid.msg)
 		klog.FromContext(ctx).V(2).Info("Invalid GPU request", "pod", klog.KObj(pod), "err", invalid.msg)
 		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, invalid.msg)
@@ -56,7 +68,7 @@ func (pl *GPUAffinity) PreFilter(ctx context.Context, state fwk.CycleState, pod 
 // PreFilterExtensions returns nil: our decisions do not depend on other pods.
 func (pl *GPUAffinity) PreFilterExtensions() fwk.PreFilterExtensions { return nil }
 
-func getPreFilterState(state fwk.CycleState) (*gpuRequest, error) {
+func getPreFilterState(state fwk.CycleState) (*preFilterState, error) {
 	data, err := state.Read(preFilterStateKey)
 	if err != nil {
 		return nil, fmt.Errorf("reading %q from cycle state: %w", preFilterStateKey, err)
@@ -65,16 +77,17 @@ func getPreFilterState(state fwk.CycleState) (*gpuRequest, error) {
 	if !ok {
 		return nil, fmt.Errorf("%+v cannot be converted to *gpuaffinity.preFilterState", data)
 	}
-	return s.req, nil
+	return s, nil
 }
 
 // Filter applies the rules. Every rejection is UnschedulableAndUnresolvable: evicting pods
 // cannot change a node's GPU model, and each reason says what the pod wanted and the node has.
 func (pl *GPUAffinity) Filter(ctx context.Context, state fwk.CycleState, pod *v1.Pod, nodeInfo fwk.NodeInfo) *fwk.Status {
-	req, err := getPreFilterState(state)
+	s, err := getPreFilterState(state)
 	if err != nil {
 		return fwk.AsStatus(err)
 	}
+	req := s.req
 	allocatable, _ := pl.gpuCounts(nodeInfo)
 	if allocatable == 0 {
 		// Not a GPU node: a GPU pod is NodeResourcesFit's to reject.
@@ -83,35 +96,53 @@ func (pl *GPUAffinity) Filter(ctx context.Context, state fwk.CycleState, pod *v1
 	node := nodeInfo.Node()
 	product := node.Labels[pl.productLabel]
 	if req.gpus == 0 {
-		return reject(reasonCPUPodGPUNode, "node has %d GPUs (%s) and the pod requests none; pods without a GPU request are kept off GPU nodes", allocatable, orUnlabelled(product))
+		return s.reject(messageKey{reasonCPUPodGPUNode, product, allocatable}, func() string {
+			return fmt.Sprintf("node has %d GPUs (%s) and the pod requests none; pods without a GPU request are kept off GPU nodes", allocatable, orUnlabelled(product))
+		})
 	}
 	lowerProduct := strings.ToLower(product)
 	if req.products != nil {
 		if product == "" {
-			return reject(reasonMissingLabel, "pod asks for GPU model %s=%q; node has no %s label", ModelAnnotation, req.modelText, pl.productLabel)
+			return s.reject(messageKey{reasonMissingLabel, pl.productLabel, 0}, func() string {
+				return fmt.Sprintf("pod asks for GPU model %s=%q; node has no %s label", ModelAnnotation, req.modelText, pl.productLabel)
+			})
 		}
 		if !req.products.Has(lowerProduct) {
-			return reject(reasonModelMismatch, "pod asks for GPU model %s=%q; node has %s", ModelAnnotation, req.modelText, product)
+			return s.reject(messageKey{reasonModelMismatch, product, 0}, func() string {
+				return fmt.Sprintf("pod asks for GPU model %s=%q; node has %s", ModelAnnotation, req.modelText, product)
+			})
 		}
 	} else if sku, special := pl.catalog.special[lowerProduct]; special && !req.namesModel {
-		return reject(reasonSpecialSKU, "node has special GPU SKU %s (%s), reserved for pods that name it in %s", sku, product, ModelAnnotation)
+		return s.reject(messageKey{reasonSpecialSKU, product, 0}, func() string {
+			return fmt.Sprintf("node has special GPU SKU %s (%s), reserved for pods that name it in %s", sku, product, ModelAnnotation)
+		})
 	}
 	if req.minMemoryMiB > 0 {
 		text := node.Labels[pl.memoryLabel]
 		mib, err := strconv.ParseInt(text, 10, 64)
 		if err != nil {
-			return reject(reasonMissingLabel, "pod asks for %s=%s per GPU; node has no valid %s label (%q)", MinMemoryAnnotation, req.minMemoryText, pl.memoryLabel, text)
+			return s.reject(messageKey{reasonMissingLabel, pl.memoryLabel + "=" + text, 0}, func() string {
+				return fmt.Sprintf("pod asks for %s=%s per GPU; node has no valid %s label (%q)", MinMemoryAnnotation, req.minMemoryText, pl.memoryLabel, text)
+			})
 		}
 		if mib < req.minMemoryMiB {
-			return reject(reasonMemoryTooSmall, "pod asks for %s=%s per GPU; node's %s has %d MiB", MinMemoryAnnotation, req.minMemoryText, orUnlabelled(product), mib)
+			return s.reject(messageKey{reasonMemoryTooSmall, product, mib}, func() string {
+				return fmt.Sprintf("pod asks for %s=%s per GPU; node's %s has %d MiB", MinMemoryAnnotation, req.minMemoryText, orUnlabelled(product), mib)
+			})
 		}
 	}
 	return nil
 }
 
-func reject(reason, format string, args ...any) *fwk.Status {
-	rejections.WithLabelValues(reason).Inc()
-	return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf(format, args...))
+// reject counts the rejection and returns its status, formatting each distinct message once per
+// cycle.
+func (s *preFilterState) reject(key messageKey, format func() string) *fwk.Status {
+	countRejection(key.reason)
+	msg, ok := s.messages.Load(key)
+	if !ok {
+		msg, _ = s.messages.LoadOrStore(key, format())
+	}
+	return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, msg.(string))
 }
 
 func orUnlabelled(product string) string {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/klog/v2/ktesting"
 	fwk "k8s.io/kube-scheduler/framework"
 	schedconfig "k8s.io/kubernetes/pkg/scheduler/apis/config"
@@ -34,6 +35,10 @@ func TestBadAnnotationsMakeThePodUnresolvableWithAnEvent(t *testing.T) {
 			`annotation workbench.dev/gpu-min-memory="lots" is not a quantity (use e.g. 40Gi): quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'`},
 		{"negative memory", withAnnotations(gpuPod("p", "1").Obj(), MinMemoryAnnotation, "-1Gi"),
 			`annotation workbench.dev/gpu-min-memory="-1Gi" must be positive`},
+		{"absurd memory", withAnnotations(gpuPod("p", "1").Obj(), MinMemoryAnnotation, "8Ei"),
+			`annotation workbench.dev/gpu-min-memory="8Ei" is more than 1Pi per GPU`},
+		{"memory beyond int64", withAnnotations(gpuPod("p", "1").Obj(), MinMemoryAnnotation, "1e400"),
+			`annotation workbench.dev/gpu-min-memory="1e400" is more than 1Pi per GPU`},
 		{"empty memory", withAnnotations(gpuPod("p", "1").Obj(), MinMemoryAnnotation, ""),
 			`annotation workbench.dev/gpu-min-memory="" is not a quantity (use e.g. 40Gi): quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'`},
 		{"model on a pod without GPUs", withAnnotations(cpuPod("p").Obj(), ModelAnnotation, "a100"),
@@ -130,8 +135,6 @@ func TestQueueingHints(t *testing.T) {
 	otherLabel := a100.DeepCopy()
 	otherLabel.Labels["team"] = "vision"
 	moreGPUs := gpuNode("n", "NVIDIA-A100-SXM4-80GB", "81920", 16)
-	gpuUser := gpuPod("user", "2").Node("n").Obj()
-	cpuUser := cpuPod("cpu-user").Node("n").Obj()
 	pending := withAnnotations(gpuPod("pending", "1").Obj(), ModelAnnotation, "h200")
 	fixed := withAnnotations(pending.DeepCopy(), ModelAnnotation, "h100")
 	relabelledPod := pending.DeepCopy()
@@ -148,8 +151,6 @@ func TestQueueingHints(t *testing.T) {
 		{"product label changed", h.pl.isSchedulableAfterNodeChange, a100, relabelled, fwk.Queue},
 		{"GPU allocatable changed", h.pl.isSchedulableAfterNodeChange, a100, moreGPUs, fwk.Queue},
 		{"unrelated label changed", h.pl.isSchedulableAfterNodeChange, a100, otherLabel, fwk.QueueSkip},
-		{"GPU pod left", h.pl.isSchedulableAfterPodDeleted, gpuUser, nil, fwk.Queue},
-		{"CPU pod left", h.pl.isSchedulableAfterPodDeleted, cpuUser, nil, fwk.QueueSkip},
 		{"annotation fixed", h.pl.isSchedulableAfterPodUpdated, pending, fixed, fwk.Queue},
 		{"unrelated pod update", h.pl.isSchedulableAfterPodUpdated, pending, relabelledPod, fwk.QueueSkip},
 	}
@@ -161,12 +162,6 @@ func TestQueueingHints(t *testing.T) {
 			}
 		})
 	}
-	t.Run("a CPU pod is not retried when a GPU pod leaves", func(t *testing.T) {
-		got, _ := h.pl.isSchedulableAfterPodDeleted(logger, cpuPod("c").Obj(), gpuUser, nil)
-		if got != fwk.QueueSkip {
-			t.Errorf("hint = %v, want QueueSkip", got)
-		}
-	})
 }
 
 func TestInvalidArgsFailNamingTheField(t *testing.T) {
@@ -176,14 +171,17 @@ func TestInvalidArgsFailNamingTheField(t *testing.T) {
 		want   []string
 	}{
 		{"duplicate SKU name", func(a *configv1.GPUAffinityArgs) {
-			a.SKUs = append(a.SKUs, configv1.GPUSKU{Name: "t4", Products: []string{"Tesla-T4-X"}})
-		}, []string{`pluginConfig[GPUAffinity].args.skus[3].name: Duplicate value: "t4"`}},
+			a.SKUs = append(a.SKUs, configv1.GPUSKU{Name: "T4", Products: []string{"Tesla-T4-X"}})
+		}, []string{`pluginConfig[GPUAffinity].args.skus[3].name: Duplicate value: "T4"`}},
+		{"SKU name a pod cannot write", func(a *configv1.GPUAffinityArgs) {
+			a.SKUs = append(a.SKUs, configv1.GPUSKU{Name: "a100,80g", Products: []string{"X"}})
+		}, []string{`pluginConfig[GPUAffinity].args.skus[3].name: Invalid value: "a100,80g": must not contain commas or spaces`}},
 		{"empty product list", func(a *configv1.GPUAffinityArgs) {
 			a.SKUs = append(a.SKUs, configv1.GPUSKU{Name: "l4"})
 		}, []string{"pluginConfig[GPUAffinity].args.skus[3].products: Required value"}},
 		{"product under two SKUs", func(a *configv1.GPUAffinityArgs) {
-			a.SKUs = append(a.SKUs, configv1.GPUSKU{Name: "t4-alias", Products: []string{"Tesla-T4"}})
-		}, []string{`pluginConfig[GPUAffinity].args.skus[3].products[0]: Invalid value: "Tesla-T4": already listed under SKU "t4"`}},
+			a.SKUs = append(a.SKUs, configv1.GPUSKU{Name: "t4-alias", Products: []string{"tesla-t4"}})
+		}, []string{`pluginConfig[GPUAffinity].args.skus[3].products[0]: Invalid value: "tesla-t4": already listed under SKU "t4"`}},
 		{"unknown policy", func(a *configv1.GPUAffinityArgs) { a.CPUPodsOnGPUNodes = "Sometimes" },
 			[]string{`pluginConfig[GPUAffinity].args.cpuPodsOnGPUNodes: Unsupported value: "Sometimes"`}},
 		{"unknown scoring", func(a *configv1.GPUAffinityArgs) { a.GPUScoring = "MostAllocated" },
@@ -262,18 +260,24 @@ profiles:
 func FuzzParseGPURequest(f *testing.F) {
 	f.Add("a100", "40Gi", "1")
 	f.Add(",,", "1e400", "0")
+	f.Add("a100", "1e400", "1")
+	f.Add("a100", "8Ei", "1")
+	f.Add("a100", "1m", "1")
 	f.Add("h100, NVIDIA-L4", "-0", "8")
 	f.Add("", "0.5", "2")
 	catalog := newCatalog(testArgs(f, nil).SKUs)
 	resources := []v1.ResourceName{gpu}
 	f.Fuzz(func(t *testing.T, model, memory, gpus string) {
-		pod := gpuPod("p", "1").Obj()
+		if _, err := resource.ParseQuantity(gpus); err != nil {
+			return
+		}
+		pod := gpuPod("p", gpus).Obj()
 		pod.Annotations = map[string]string{ModelAnnotation: model, MinMemoryAnnotation: memory}
 		req, err := parseGPURequest(pod, resources, "nvidia.com/gpu.product", catalog, func(p string) bool { return p == "nvidia-l4" })
 		if err != nil {
 			return
 		}
-		if req.products == nil || req.products.Len() == 0 || !req.namesModel || req.minMemoryMiB <= 0 {
+		if req.gpus <= 0 || req.products == nil || req.products.Len() == 0 || !req.namesModel || req.minMemoryMiB <= 0 || req.minMemoryMiB > 1<<30 {
 			t.Fatalf("accepted %q/%q as %+v", model, memory, req)
 		}
 	})

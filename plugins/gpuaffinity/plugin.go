@@ -123,20 +123,24 @@ func (pl *GPUAffinity) gpuCounts(nodeInfo fwk.NodeInfo) (allocatable, requested 
 	return allocatable, requested
 }
 
-// SignPod makes pods with equal GPU annotations batchable together; the GPU request itself is
-// signed by NodeResourcesFit and the node selector by NodeAffinity.
+// SignPod signs everything Filter and Score read from the pod, so that pods with equal
+// signatures may share a batched result even in a profile without NodeResourcesFit or
+// NodeAffinity.
 func (pl *GPUAffinity) SignPod(ctx context.Context, pod *v1.Pod) ([]fwk.SignFragment, *fwk.Status) {
 	return []fwk.SignFragment{{Key: signFragmentKey, Value: struct {
-		Model, MinMemory string
-		Daemon           bool
-	}{pod.Annotations[ModelAnnotation], pod.Annotations[MinMemoryAnnotation], isDaemonPod(pod)}}}, nil
+		Model, MinMemory     string
+		GPUs                 int64
+		Daemon, NamesProduct bool
+	}{pod.Annotations[ModelAnnotation], pod.Annotations[MinMemoryAnnotation], countGPUs(pod, pl.gpuResources),
+		isDaemonPod(pod), selectsProductLabel(pod, pl.productLabel)}}}, nil
 }
 
 // EventsToRegister names the events that can make a pod we rejected schedulable.
 func (pl *GPUAffinity) EventsToRegister(_ context.Context) ([]fwk.ClusterEventWithHint, error) {
 	return []fwk.ClusterEventWithHint{
 		{Event: fwk.ClusterEvent{Resource: fwk.Node, ActionType: fwk.Add | fwk.UpdateNodeLabel | fwk.UpdateNodeAllocatable}, QueueingHintFn: pl.isSchedulableAfterNodeChange},
-		{Event: fwk.ClusterEvent{Resource: fwk.AssignedPod, ActionType: fwk.Delete}, QueueingHintFn: pl.isSchedulableAfterPodDeleted},
+		// No hint for pods leaving: no GPUAffinity rejection depends on other pods, and a GPU pod
+		// leaving is NodeResourcesFit's event (its hint requeues pods it rejected for capacity).
 		// The pod's own annotations: a fixed typo makes it schedulable.
 		{Event: fwk.ClusterEvent{Resource: fwk.TargetPod, ActionType: fwk.Update}, QueueingHintFn: pl.isSchedulableAfterPodUpdated},
 	}, nil
@@ -156,17 +160,6 @@ func (pl *GPUAffinity) isSchedulableAfterNodeChange(logger klog.Logger, pod *v1.
 		return fwk.Queue, nil
 	}
 	logger.V(5).Info("Node change leaves its GPUs as they were", "pod", klog.KObj(pod), "node", klog.KObj(newNode))
-	return fwk.QueueSkip, nil
-}
-
-func (pl *GPUAffinity) isSchedulableAfterPodDeleted(logger klog.Logger, pod *v1.Pod, oldObj, newObj any) (fwk.QueueingHint, error) {
-	deleted, _, err := util.As[*v1.Pod](oldObj, newObj)
-	if err != nil {
-		return fwk.Queue, err
-	}
-	if countGPUs(deleted, pl.gpuResources) > 0 && countGPUs(pod, pl.gpuResources) > 0 {
-		return fwk.Queue, nil
-	}
 	return fwk.QueueSkip, nil
 }
 

@@ -127,6 +127,9 @@ func parseModels(text string, catalog *skuCatalog, knownProduct func(string) boo
 	return products, nil
 }
 
+// maxMinMemory bounds the annotation far above any GPU, so that arithmetic on it cannot overflow.
+var maxMinMemory = resource.MustParse("1Pi")
+
 func parseMinMemory(text string) (int64, error) {
 	q, err := resource.ParseQuantity(strings.TrimSpace(text))
 	if err != nil {
@@ -135,10 +138,17 @@ func parseMinMemory(text string) (int64, error) {
 	if q.Sign() <= 0 {
 		return 0, invalidf("annotation %s=%q must be positive", MinMemoryAnnotation, text)
 	}
+	if q.Cmp(maxMinMemory) > 0 {
+		return 0, invalidf("annotation %s=%q is more than %s per GPU", MinMemoryAnnotation, text, maxMinMemory.String())
+	}
 	// Round up: 40.5Gi must not match a 40Gi GPU.
 	const mib = 1 << 20
 	v := q.Value()
-	return (v + mib - 1) / mib, nil
+	mibs := v / mib
+	if v%mib != 0 {
+		mibs++
+	}
+	return mibs, nil
 }
 
 // selectsProductLabel reports whether the pod's nodeSelector or required node affinity

@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	st "k8s.io/kubernetes/pkg/scheduler/testing"
 
@@ -102,12 +103,8 @@ func TestGPUAffinityWithShippedConfig(t *testing.T) {
 	}
 
 	// Fixing the annotation requeues the pod (queueing hint on its own update) and it binds.
-	pod, err := cp.Client.CoreV1().Pods(ns).Get(context.Background(), "bad-model", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pod.Annotations[gpuaffinity.ModelAnnotation] = "a100"
-	if _, err := cp.Client.CoreV1().Pods(ns).Update(context.Background(), pod, metav1.UpdateOptions{}); err != nil {
+	patch := []byte(`{"metadata":{"annotations":{"` + gpuaffinity.ModelAnnotation + `":"a100"}}}`)
+	if _, err := cp.Client.CoreV1().Pods(ns).Patch(context.Background(), "bad-model", types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if got := waitForNode(t, ns, "bad-model", 30*time.Second); got != "it-gpu-a100" {

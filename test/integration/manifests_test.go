@@ -85,8 +85,9 @@ func TestManifestsAreAcceptedByTheAPIServer(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", path, err)
 		}
+		ns := testNamespace(t)
 		for _, u := range exampleObjs {
-			u.SetNamespace(testNamespace(t))
+			u.SetNamespace(ns)
 		}
 		apply(t, exampleObjs)
 	}

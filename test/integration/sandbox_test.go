@@ -53,7 +53,7 @@ func TestSandboxDemoPrintsReportAndCleansUp(t *testing.T) {
 		`Placement report: scenario "demo"`,
 		"NODE GROUP", "gpu-a100", "cpu ",
 		"0 undecided",
-		"data-science/oversized-sam: 0/22 nodes are available:", "22 Insufficient cpu",
+		"data-science/oversized-sam: 0/22 nodes are available: 12 Insufficient cpu", "pods without a GPU request are kept off GPU nodes",
 		`ml-training/gpu-session-xia: 0/22 nodes are available: annotation workbench.dev/gpu-model="h200" names unknown GPU model "h200"`,
 		"analytics/left-to-default-scheduler (schedulerName default-scheduler)",
 	} {

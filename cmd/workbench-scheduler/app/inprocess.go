@@ -93,11 +93,17 @@ func StartInProcess(ctx context.Context, args []string) (*InProcess, error) {
 			s.setErr(kubeschedulerapp.Run(ctx, cc, sched))
 			return
 		}
+		// client-go starts OnStartedLeading in a goroutine it does not wait for: ranDone lets
+		// Stop return only after Run has.
+		ranDone := make(chan struct{})
 		election.ReleaseOnCancel = true
 		election.Callbacks = leaderelection.LeaderCallbacks{
-			OnStartedLeading: func(ctx context.Context) {
+			OnStartedLeading: func(leaderCtx context.Context) {
+				defer close(ranDone)
 				close(s.leading)
-				s.setErr(kubeschedulerapp.Run(ctx, cc, sched))
+				s.setErr(kubeschedulerapp.Run(leaderCtx, cc, sched))
+				// Run returned on its own (a port in use, say): give up the lease too.
+				cancel()
 			},
 			OnStoppedLeading: func() {
 				logger.V(2).Info("Stopped leading")
@@ -110,6 +116,11 @@ func StartInProcess(ctx context.Context, args []string) (*InProcess, error) {
 			return
 		}
 		elector.Run(ctx)
+		select {
+		case <-s.leading:
+			<-ranDone
+		default:
+		}
 	}()
 	return s, nil
 }
@@ -132,6 +143,11 @@ func (s *InProcess) WaitReady(ctx context.Context, timeout time.Duration) error 
 		return fmt.Errorf("scheduler stopped before leading: %v", s.Err())
 	case <-ctx.Done():
 		return errors.New("scheduler did not acquire its leader lease in time")
+	}
+	select {
+	case <-s.done:
+		return fmt.Errorf("scheduler stopped: %v", s.Err())
+	default:
 	}
 	if s.securePort <= 0 {
 		return nil

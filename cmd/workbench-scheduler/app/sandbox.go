@@ -50,6 +50,10 @@ unschedulable, and prints a placement report. With --keep it then serves until i
 			return runSandbox(ctx, o, cmd.OutOrStdout())
 		},
 	}
+	// The root's help lists kube-scheduler's flags; the sandbox has its own.
+	plain := &cobra.Command{}
+	cmd.SetHelpFunc(plain.HelpFunc())
+	cmd.SetUsageFunc(plain.UsageFunc())
 	fs := cmd.Flags()
 	fs.StringVar(&o.kubeconfigOut, "kubeconfig-out", "", "Write a kubeconfig for the sandbox apiserver here once the scheduler is leading and ready.")
 	fs.StringVar(&o.scenario, "scenario", "demo", "What to seed: demo, none, or a path to a YAML stream of objects.")

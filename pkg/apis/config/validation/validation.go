@@ -4,6 +4,7 @@ package validation
 
 import (
 	"fmt"
+	"strings"
 
 	v1 "k8s.io/api/core/v1"
 	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
@@ -44,12 +45,17 @@ func ValidateGPUAffinityArgs(path *field.Path, args *config.GPUAffinityArgs) err
 	productOwner := map[string]string{}
 	for i, sku := range args.SKUs {
 		p := skusPath.Index(i)
-		if sku.Name == "" {
+		// Pods name SKUs case-insensitively in a comma-separated list.
+		name := strings.ToLower(sku.Name)
+		switch {
+		case sku.Name == "":
 			errs = append(errs, field.Required(p.Child("name"), ""))
-		} else if skuNames.Has(sku.Name) {
+		case strings.ContainsAny(sku.Name, ", \t"):
+			errs = append(errs, field.Invalid(p.Child("name"), sku.Name, "must not contain commas or spaces"))
+		case skuNames.Has(name):
 			errs = append(errs, field.Duplicate(p.Child("name"), sku.Name))
 		}
-		skuNames.Insert(sku.Name)
+		skuNames.Insert(name)
 		if len(sku.Products) == 0 {
 			errs = append(errs, field.Required(p.Child("products"), "at least one product label value"))
 		}
@@ -58,10 +64,11 @@ func ValidateGPUAffinityArgs(path *field.Path, args *config.GPUAffinityArgs) err
 				errs = append(errs, field.Required(p.Child("products").Index(j), ""))
 				continue
 			}
-			if owner, ok := productOwner[product]; ok && owner != sku.Name {
+			key := strings.ToLower(product)
+			if owner, ok := productOwner[key]; ok && owner != sku.Name {
 				errs = append(errs, field.Invalid(p.Child("products").Index(j), product, fmt.Sprintf("already listed under SKU %q", owner)))
 			}
-			productOwner[product] = sku.Name
+			productOwner[key] = sku.Name
 		}
 	}
 	switch args.CPUPodsOnGPUNodes {
