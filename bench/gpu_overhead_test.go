@@ -51,6 +51,8 @@ func TestGPUAffinityAttemptOverhead(t *testing.T) {
 		AttemptP99Ms    float64 `json:"attemptP99Ms"`
 		Scheduled       int     `json:"scheduled"`
 		Attempts        uint64  `json:"attempts"`
+		// Batches counts OpportunisticBatching outcomes (hint used, not used, no hint).
+		Batches map[string]float64 `json:"batchAttempts"`
 	}
 	var runs []run
 	profiles := comparedProfiles(t)
@@ -69,6 +71,8 @@ func TestGPUAffinityAttemptOverhead(t *testing.T) {
 			stop := startScheduler(t, cp, p.config)
 			algoBefore := readHistogram(t, "scheduler_scheduling_algorithm_duration_seconds")
 			attemptBefore := readHistogram(t, "scheduler_scheduling_attempt_duration_seconds")
+			batchBefore := readCounters(t, "scheduler_batch_attempts_total", "result")
+			pluginBefore := readHistogramSums(t, "scheduler_plugin_execution_duration_seconds", "extension_point", "plugin")
 			begin := time.Now()
 			createAll(t, pods, func(p *corev1.Pod) error {
 				_, err := cp.Client.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{})
@@ -88,10 +92,18 @@ func TestGPUAffinityAttemptOverhead(t *testing.T) {
 					scheduled++
 				}
 			}
-			r := run{p.name, round, float64(overheadPods) / elapsed.Seconds(), algoMean * 1000, algoP50 * 1000, attemptP50 * 1000, attemptP99 * 1000, scheduled, count}
+			batches := counterDelta(readCounters(t, "scheduler_batch_attempts_total", "result"), batchBefore)
+			// The framework samples plugin durations in 10% of cycles: these are relative weights.
+			pluginSeconds := counterDelta(readHistogramSums(t, "scheduler_plugin_execution_duration_seconds", "extension_point", "plugin"), pluginBefore)
+			for _, k := range sortedKeys(pluginSeconds) {
+				if pluginSeconds[k] > 0.01 {
+					t.Logf("  %-40s %.3fs", k, pluginSeconds[k])
+				}
+			}
+			r := run{p.name, round, float64(overheadPods) / elapsed.Seconds(), algoMean * 1000, algoP50 * 1000, attemptP50 * 1000, attemptP99 * 1000, scheduled, count, batches}
 			runs = append(runs, r)
-			t.Logf("round %d %-16s %6.1f pods/s, algorithm mean %.2f ms p50 %.2f ms, attempt p50 %.2f ms p99 %.2f ms, %d/%d scheduled",
-				round, p.name, r.PodsPerSecond, r.AlgorithmMeanMs, r.AlgorithmP50Ms, r.AttemptP50Ms, r.AttemptP99Ms, scheduled, overheadPods)
+			t.Logf("round %d %-16s %6.1f pods/s, algorithm mean %.2f ms p50 %.2f ms, attempt p50 %.2f ms p99 %.2f ms, %d/%d scheduled, batching %v",
+				round, p.name, r.PodsPerSecond, r.AlgorithmMeanMs, r.AlgorithmP50Ms, r.AttemptP50Ms, r.AttemptP99Ms, scheduled, overheadPods, batches)
 			zero := int64(0)
 			must(t, cp.Client.CoreV1().Pods(ns).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: &zero}, metav1.ListOptions{}))
 		}

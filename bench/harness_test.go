@@ -205,3 +205,60 @@ func sortedKeys[V any](m map[string]V) []string {
 func resourceMilli(m int64) *resource.Quantity {
 	return resource.NewMilliQuantity(m, resource.DecimalSI)
 }
+
+// readCounters sums a counter family by the value of one label.
+func readCounters(t testing.TB, name, label string) map[string]float64 {
+	families, err := legacyregistry.DefaultGatherer.Gather()
+	must(t, err)
+	out := map[string]float64{}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			key := ""
+			for _, l := range m.GetLabel() {
+				if l.GetName() == label {
+					key = l.GetValue()
+				}
+			}
+			out[key] += m.GetCounter().GetValue()
+		}
+	}
+	return out
+}
+
+func counterDelta(after, before map[string]float64) map[string]float64 {
+	out := map[string]float64{}
+	for k, v := range after {
+		if d := v - before[k]; d != 0 {
+			out[k] = d
+		}
+	}
+	return out
+}
+
+// readHistogramSums sums a histogram family's observed seconds by the values of two labels.
+func readHistogramSums(t testing.TB, name, label1, label2 string) map[string]float64 {
+	families, err := legacyregistry.DefaultGatherer.Gather()
+	must(t, err)
+	out := map[string]float64{}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			var a, b string
+			for _, l := range m.GetLabel() {
+				switch l.GetName() {
+				case label1:
+					a = l.GetValue()
+				case label2:
+					b = l.GetValue()
+				}
+			}
+			out[a+"/"+b] += m.GetHistogram().GetSampleSum()
+		}
+	}
+	return out
+}
