@@ -3,6 +3,8 @@ package bench
 import (
 	"context"
 	"fmt"
+	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -22,6 +24,14 @@ const (
 	overheadPods     = 3000
 	overheadRounds   = 2
 )
+
+// gpuPercent is the share of one-GPU pods in the workload (WORKBENCH_BENCH_GPU_PERCENT, default 30).
+func gpuPercent() int {
+	if v, err := strconv.Atoi(os.Getenv("WORKBENCH_BENCH_GPU_PERCENT")); err == nil {
+		return v
+	}
+	return 30
+}
 
 func TestGPUAffinityAttemptOverhead(t *testing.T) {
 	cp := controlPlane(t)
@@ -63,7 +73,7 @@ func TestGPUAffinityAttemptOverhead(t *testing.T) {
 			var pods []*corev1.Pod
 			for i := range overheadPods {
 				gpus := int64(0)
-				if i%10 < 3 {
+				if i%100 < gpuPercent() {
 					gpus = 1
 				}
 				pods = append(pods, benchPod(ns, fmt.Sprintf("p-%04d", i), gpus))

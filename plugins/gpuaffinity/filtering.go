@@ -23,6 +23,7 @@ const (
 	reasonModelMismatch  = "model_mismatch"
 	reasonMemoryTooSmall = "memory_too_small"
 	reasonMissingLabel   = "missing_label"
+	reasonNoGPUs         = "no_gpus"
 )
 
 // EventReasonInvalidGPURequest is the event reason for a pod whose GPU annotations are invalid.
@@ -88,9 +89,16 @@ func (pl *GPUAffinity) Filter(ctx context.Context, state fwk.CycleState, pod *v1
 		return fwk.AsStatus(err)
 	}
 	req := s.req
-	allocatable, _ := pl.gpuCounts(nodeInfo)
+	allocatable := pl.allocatableGPUsOf(nodeInfo)
 	if allocatable == 0 {
-		// Not a GPU node: a GPU pod is NodeResourcesFit's to reject.
+		if req.gpus > 0 {
+			// NodeResourcesFit would reject it too, but only after a costly pass over every
+			// resource; when bin-packing leaves few feasible nodes the scheduler visits all of
+			// them, and this check is what keeps that cheap. No eviction can add GPUs: unresolvable.
+			return s.reject(messageKey{reasonNoGPUs, "", 0}, func() string {
+				return fmt.Sprintf("node has no GPUs (%s)", joinResourceNames(pl.gpuResources))
+			})
+		}
 		return nil
 	}
 	node := nodeInfo.Node()

@@ -165,6 +165,7 @@ func TestFilter(t *testing.T) {
 		}
 		return out
 	}
+	noGPUs := unresolvable + "node has no GPUs (nvidia.com/gpu)"
 	specialReject := unresolvable + "node has special GPU SKU h100 (NVIDIA-H100-80GB-HBM3), reserved for pods that name it in workbench.dev/gpu-model"
 	tests := []struct {
 		name   string
@@ -196,14 +197,15 @@ func TestFilter(t *testing.T) {
 			want: map[string]string{"*": "Skip"},
 		},
 		{
-			name: "generic GPU pod is kept off the special SKU only",
+			name: "generic GPU pod is kept off the special SKU and nodes without GPUs",
 			pod:  gpuPod("session", "1").Obj(),
-			want: allPass(map[string]string{"h100-1": specialReject}),
+			want: allPass(map[string]string{"h100-1": specialReject, "cpu-1": noGPUs}),
 		},
 		{
 			name: "naming the special SKU by annotation admits it and nothing else",
 			pod:  withAnnotations(gpuPod("llm", "8").Obj(), ModelAnnotation, "h100"),
 			want: allPass(map[string]string{
+				"cpu-1":        noGPUs,
 				"t4-1":         unresolvable + `pod asks for GPU model workbench.dev/gpu-model="h100"; node has Tesla-T4`,
 				"a100-1":       unresolvable + `pod asks for GPU model workbench.dev/gpu-model="h100"; node has NVIDIA-A100-SXM4-80GB`,
 				"a100-2":       unresolvable + `pod asks for GPU model workbench.dev/gpu-model="h100"; node has NVIDIA-A100-SXM4-80GB`,
@@ -214,12 +216,13 @@ func TestFilter(t *testing.T) {
 		{
 			name: "naming the special SKU by nodeSelector exempts it; NodeAffinity matches the label",
 			pod:  gpuPod("llm", "8").NodeSelector(map[string]string{"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}).Obj(),
-			want: allPass(nil),
+			want: allPass(map[string]string{"cpu-1": noGPUs}),
 		},
 		{
 			name: "any-of list, spaces and case are accepted",
 			pod:  withAnnotations(gpuPod("s", "1").Obj(), ModelAnnotation, " A100 ,tesla-t4"),
 			want: allPass(map[string]string{
+				"cpu-1":        noGPUs,
 				"h100-1":       unresolvable + `pod asks for GPU model workbench.dev/gpu-model=" A100 ,tesla-t4"; node has NVIDIA-H100-80GB-HBM3`,
 				"unlabelled-1": unresolvable + `pod asks for GPU model workbench.dev/gpu-model=" A100 ,tesla-t4"; node has no nvidia.com/gpu.product label`,
 				"l4-1":         unresolvable + `pod asks for GPU model workbench.dev/gpu-model=" A100 ,tesla-t4"; node has NVIDIA-L4`,
@@ -229,6 +232,7 @@ func TestFilter(t *testing.T) {
 			name: "a product value no SKU lists is accepted when a node has it",
 			pod:  withAnnotations(gpuPod("s", "1").Obj(), ModelAnnotation, "NVIDIA-L4"),
 			want: allPass(map[string]string{
+				"cpu-1":        noGPUs,
 				"t4-1":         unresolvable + `pod asks for GPU model workbench.dev/gpu-model="NVIDIA-L4"; node has Tesla-T4`,
 				"a100-1":       unresolvable + `pod asks for GPU model workbench.dev/gpu-model="NVIDIA-L4"; node has NVIDIA-A100-SXM4-80GB`,
 				"a100-2":       unresolvable + `pod asks for GPU model workbench.dev/gpu-model="NVIDIA-L4"; node has NVIDIA-A100-SXM4-80GB`,
@@ -240,6 +244,7 @@ func TestFilter(t *testing.T) {
 			name: "minimum memory keeps small GPUs out and is not a model name",
 			pod:  withAnnotations(gpuPod("s", "1").Obj(), MinMemoryAnnotation, "40Gi"),
 			want: allPass(map[string]string{
+				"cpu-1":        noGPUs,
 				"t4-1":         unresolvable + "pod asks for workbench.dev/gpu-min-memory=40Gi per GPU; node's Tesla-T4 has 15360 MiB",
 				"l4-1":         unresolvable + "pod asks for workbench.dev/gpu-min-memory=40Gi per GPU; node's NVIDIA-L4 has 23034 MiB",
 				"h100-1":       specialReject,

@@ -59,7 +59,7 @@ func registerMetrics(h fwk.Handle, pl *GPUAffinity) {
 		legacyregistry.MustRegister(rejections)
 		legacyregistry.CustomMustRegister(&inventoryCollector{})
 		counters := map[string]metrics.CounterMetric{}
-		for _, r := range []string{reasonInvalidRequest, reasonCPUPodGPUNode, reasonSpecialSKU, reasonModelMismatch, reasonMemoryTooSmall, reasonMissingLabel} {
+		for _, r := range []string{reasonInvalidRequest, reasonCPUPodGPUNode, reasonSpecialSKU, reasonModelMismatch, reasonMemoryTooSmall, reasonMissingLabel, reasonNoGPUs} {
 			counters[r] = rejections.WithLabelValues(r)
 		}
 		rejectionCounters.Store(&counters)

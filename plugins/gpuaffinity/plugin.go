@@ -112,6 +112,19 @@ func (pl *GPUAffinity) productOnSomeNode(product string) bool {
 	return false
 }
 
+// allocatableGPUsOf returns a node's allocatable GPUs; most nodes have no extended resources.
+func (pl *GPUAffinity) allocatableGPUsOf(nodeInfo fwk.NodeInfo) int64 {
+	alloc := nodeInfo.GetAllocatable().GetScalarResources()
+	if len(alloc) == 0 {
+		return 0
+	}
+	var n int64
+	for _, name := range pl.gpuResources {
+		n += alloc[name]
+	}
+	return n
+}
+
 // gpuCounts returns a node's allocatable and requested GPUs over all GPU resource names.
 func (pl *GPUAffinity) gpuCounts(nodeInfo fwk.NodeInfo) (allocatable, requested int64) {
 	alloc := nodeInfo.GetAllocatable().GetScalarResources()
