@@ -6,11 +6,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/component-base/metrics/legacyregistry"
 	st "k8s.io/kubernetes/pkg/scheduler/testing"
 
 	"github.com/workbench-scheduler/workbench-scheduler/cmd/workbench-scheduler/app"
@@ -110,4 +112,35 @@ func TestGPUAffinityWithShippedConfig(t *testing.T) {
 	if got := waitForNode(t, ns, "bad-model", 30*time.Second); got != "it-gpu-a100" {
 		t.Errorf("fixed pod bound to %s, want it-gpu-a100", got)
 	}
+
+	// What /metrics serves: the scheduler registers into the process's legacy registry.
+	metrics := scrape(t)
+	for _, want := range []string{
+		`workbench_gpuaffinity_filter_rejections_total{reason="invalid_request"}`,
+		`workbench_gpuaffinity_filter_rejections_total{reason="cpu_pod_on_gpu_node"}`,
+		`workbench_gpuaffinity_filter_rejections_total{reason="special_sku"}`,
+		`workbench_gpu_free{product="NVIDIA-H100-80GB-HBM3"} 0`,
+		`workbench_gpu_free{product="NVIDIA-A100-SXM4-80GB"} 6`,
+		`workbench_gpu_free_fragmented 6`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
+
+// scrape renders the legacy registry in the text format /metrics uses.
+func scrape(t *testing.T) string {
+	t.Helper()
+	families, err := legacyregistry.DefaultGatherer.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, f := range families {
+		if _, err := expfmt.MetricFamilyToText(&b, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return b.String()
 }
