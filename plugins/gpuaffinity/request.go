@@ -88,6 +88,9 @@ func parseGPURequest(pod *v1.Pod, gpuResources []v1.ResourceName, productLabel s
 // countGPUs is the pod's effective request (init containers and overhead included) summed over
 // the GPU resource names.
 func countGPUs(pod *v1.Pod, gpuResources []v1.ResourceName) int64 {
+	if !mentionsGPUs(pod, gpuResources) {
+		return 0
+	}
 	requests := resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{})
 	var n int64
 	for _, name := range gpuResources {
@@ -96,6 +99,41 @@ func countGPUs(pod *v1.Pod, gpuResources []v1.ResourceName) int64 {
 		}
 	}
 	return n
+}
+
+// mentionsGPUs is a cheap first look: most pods name no GPU resource anywhere, and computing
+// effective requests allocates. The metrics scrape walks every pod in the cluster.
+func mentionsGPUs(pod *v1.Pod, gpuResources []v1.ResourceName) bool {
+	has := func(r v1.ResourceRequirements) bool {
+		for _, name := range gpuResources {
+			if _, ok := r.Requests[name]; ok {
+				return true
+			}
+			if _, ok := r.Limits[name]; ok {
+				return true
+			}
+		}
+		return false
+	}
+	for i := range pod.Spec.Containers {
+		if has(pod.Spec.Containers[i].Resources) {
+			return true
+		}
+	}
+	for i := range pod.Spec.InitContainers {
+		if has(pod.Spec.InitContainers[i].Resources) {
+			return true
+		}
+	}
+	if pod.Spec.Resources != nil && has(*pod.Spec.Resources) {
+		return true
+	}
+	for _, name := range gpuResources {
+		if _, ok := pod.Spec.Overhead[name]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 func isDaemonPod(pod *v1.Pod) bool {
