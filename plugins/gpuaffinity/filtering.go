@@ -31,6 +31,9 @@ const EventReasonInvalidGPURequest = "InvalidGPURequest"
 
 type preFilterState struct {
 	req *gpuRequest
+	// draBacked is set when a DeviceClass maps a GPU resource name (DRAExtendedResource):
+	// NodeResourcesFit then places such requests on nodes that list no GPUs.
+	draBacked bool
 	// messages memoizes rejection reasons for this pod by what they say of the node: a CPU pod
 	// is rejected by every GPU node, and formatting thousands of equal strings per cycle showed
 	// up as scheduling latency at 5,000 nodes.
@@ -62,7 +65,7 @@ func (pl *GPUAffinity) PreFilter(ctx context.Context, state fwk.CycleState, pod 
 	if req.gpus == 0 && (!pl.denyCPUPods || req.daemon) {
 		return nil, fwk.NewStatus(fwk.Skip)
 	}
-	state.Write(preFilterStateKey, &preFilterState{req: req})
+	state.Write(preFilterStateKey, &preFilterState{req: req, draBacked: req.gpus > 0 && pl.draBackedGPUs()})
 	return nil, nil
 }
 
@@ -91,13 +94,12 @@ func (pl *GPUAffinity) Filter(ctx context.Context, state fwk.CycleState, pod *v1
 	req := s.req
 	allocatable := pl.allocatableGPUsOf(nodeInfo)
 	if allocatable == 0 {
-		if req.gpus > 0 {
+		if req.gpus > 0 && !s.draBacked {
 			// NodeResourcesFit would reject it too, but only after a costly pass over every
 			// resource; when bin-packing leaves few feasible nodes the scheduler visits all of
 			// them, and this check is what keeps that cheap. No eviction can add GPUs: unresolvable.
-			return s.reject(messageKey{reasonNoGPUs, "", 0}, func() string {
-				return fmt.Sprintf("node has no GPUs (%s)", joinResourceNames(pl.gpuResources))
-			})
+			countRejection(reasonNoGPUs)
+			return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, pl.noGPUsMessage)
 		}
 		return nil
 	}

@@ -175,7 +175,7 @@ func TestInvalidArgsFailNamingTheField(t *testing.T) {
 		}, []string{`pluginConfig[GPUAffinity].args.skus[3].name: Duplicate value: "T4"`}},
 		{"SKU name a pod cannot write", func(a *configv1.GPUAffinityArgs) {
 			a.SKUs = append(a.SKUs, configv1.GPUSKU{Name: "a100,80g", Products: []string{"X"}})
-		}, []string{`pluginConfig[GPUAffinity].args.skus[3].name: Invalid value: "a100,80g": must not contain commas or spaces`}},
+		}, []string{`pluginConfig[GPUAffinity].args.skus[3].name: Invalid value: "a100,80g": must not contain commas or whitespace`}},
 		{"empty product list", func(a *configv1.GPUAffinityArgs) {
 			a.SKUs = append(a.SKUs, configv1.GPUSKU{Name: "l4"})
 		}, []string{"pluginConfig[GPUAffinity].args.skus[3].products: Required value"}},

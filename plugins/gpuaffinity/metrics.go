@@ -30,9 +30,6 @@ var (
 		"GPU nodes with no GPU in use.", nil, nil, metrics.ALPHA, "")
 
 	registerOnce sync.Once
-	// rejectionCounters holds a counter per reason, resolved once: Filter runs on 16 goroutines
-	// and a label lookup per rejected node would contend on the vector's lock.
-	rejectionCounters atomic.Pointer[map[string]metrics.CounterMetric]
 	// inventorySource is the newest plugin instance; all profiles share the informers.
 	inventorySource atomic.Pointer[gpuInventory]
 )
@@ -58,18 +55,13 @@ func registerMetrics(h fwk.Handle, pl *GPUAffinity) {
 	registerOnce.Do(func() {
 		legacyregistry.MustRegister(rejections)
 		legacyregistry.CustomMustRegister(&inventoryCollector{})
-		counters := map[string]metrics.CounterMetric{}
-		for _, r := range []string{reasonInvalidRequest, reasonCPUPodGPUNode, reasonSpecialSKU, reasonModelMismatch, reasonMemoryTooSmall, reasonMissingLabel, reasonNoGPUs} {
-			counters[r] = rejections.WithLabelValues(r)
-		}
-		rejectionCounters.Store(&counters)
 	})
 }
 
+// countRejection looks the counter up each time rather than caching it: /metrics supports a
+// reset (DELETE), after which a cached child would count unseen.
 func countRejection(reason string) {
-	if counters := rejectionCounters.Load(); counters != nil {
-		(*counters)[reason].Inc()
-	}
+	rejections.WithLabelValues(reason).Inc()
 }
 
 type inventoryCollector struct{ metrics.BaseStableCollector }

@@ -46,6 +46,8 @@ type GPUAffinity struct {
 	catalog      *skuCatalog
 	denyCPUPods  bool
 	binPack      bool
+	// noGPUsMessage is the same for every node, so it is built once.
+	noGPUsMessage string
 }
 
 // New builds the plugin from defaulted GPUAffinityArgs, validating them.
@@ -68,6 +70,7 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, err
 	for _, name := range args.GPUResourceNames {
 		pl.gpuResources = append(pl.gpuResources, v1.ResourceName(name))
 	}
+	pl.noGPUsMessage = fmt.Sprintf("node has no GPUs (%s)", joinResourceNames(pl.gpuResources))
 	registerMetrics(h, pl)
 	return pl, nil
 }
@@ -106,6 +109,24 @@ func (pl *GPUAffinity) productOnSomeNode(product string) bool {
 	}
 	for _, n := range nodes {
 		if strings.EqualFold(n.Node().Labels[pl.productLabel], product) {
+			return true
+		}
+	}
+	return false
+}
+
+// draBackedGPUs reports whether a DeviceClass serves one of the GPU resource names.
+func (pl *GPUAffinity) draBackedGPUs() bool {
+	dra := pl.handle.SharedDRAManager()
+	if dra == nil {
+		return false
+	}
+	resolver := dra.DeviceClassResolver()
+	if resolver == nil {
+		return false
+	}
+	for _, name := range pl.gpuResources {
+		if resolver.GetDeviceClass(name) != nil {
 			return true
 		}
 	}

@@ -2,6 +2,8 @@ package integration
 
 import (
 	"context"
+	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -113,20 +115,50 @@ func TestGPUAffinityWithShippedConfig(t *testing.T) {
 		t.Errorf("fixed pod bound to %s, want it-gpu-a100", got)
 	}
 
-	// What /metrics serves: the scheduler registers into the process's legacy registry.
-	metrics := scrape(t)
-	for _, want := range []string{
+	// What /metrics serves: the scheduler registers into the process's legacy registry. The
+	// gauges read the scheduler's informer cache, which may trail the apiserver: poll.
+	wantAtLeastOne := []string{
 		`workbench_gpuaffinity_filter_rejections_total{reason="invalid_request"}`,
 		`workbench_gpuaffinity_filter_rejections_total{reason="cpu_pod_on_gpu_node"}`,
 		`workbench_gpuaffinity_filter_rejections_total{reason="special_sku"}`,
-		`workbench_gpu_free{product="NVIDIA-H100-80GB-HBM3"} 0`,
-		`workbench_gpu_free{product="NVIDIA-A100-SXM4-80GB"} 6`,
-		`workbench_gpu_free_fragmented 6`,
-	} {
-		if !strings.Contains(metrics, want) {
-			t.Errorf("metrics lack %s", want)
+		`workbench_gpuaffinity_filter_rejections_total{reason="no_gpus"}`,
+	}
+	wantExactly := map[string]float64{
+		`workbench_gpu_free{product="NVIDIA-H100-80GB-HBM3"}`: 0,
+		`workbench_gpu_free{product="NVIDIA-A100-SXM4-80GB"}`: 6,
+		`workbench_gpu_free_fragmented`:                       6,
+		`workbench_gpu_free_on_idle_nodes`:                    0,
+	}
+	var problems []string
+	err = wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, 15*time.Second, true, func(context.Context) (bool, error) {
+		text := scrape(t)
+		problems = nil
+		for _, series := range wantAtLeastOne {
+			if v, ok := metricValue(text, series); !ok || v < 1 {
+				problems = append(problems, fmt.Sprintf("%s = %v (found %v), want >= 1", series, v, ok))
+			}
+		}
+		for series, want := range wantExactly {
+			if v, ok := metricValue(text, series); !ok || v != want {
+				problems = append(problems, fmt.Sprintf("%s = %v (found %v), want %v", series, v, ok, want))
+			}
+		}
+		return len(problems) == 0, nil
+	})
+	if err != nil {
+		t.Errorf("metrics: %s", strings.Join(problems, "; "))
+	}
+}
+
+// metricValue finds one series in text-format metrics.
+func metricValue(text, series string) (float64, bool) {
+	for _, line := range strings.Split(text, "\n") {
+		if rest, ok := strings.CutPrefix(line, series+" "); ok {
+			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			return v, err == nil
 		}
 	}
+	return 0, false
 }
 
 // scrape renders the legacy registry in the text format /metrics uses.

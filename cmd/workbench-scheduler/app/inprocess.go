@@ -93,13 +93,25 @@ func StartInProcess(ctx context.Context, args []string) (*InProcess, error) {
 			s.setErr(kubeschedulerapp.Run(ctx, cc, sched))
 			return
 		}
-		// client-go starts OnStartedLeading in a goroutine it does not wait for: ranDone lets
-		// Stop return only after Run has.
-		ranDone := make(chan struct{})
+		// client-go starts OnStartedLeading in a goroutine it does not wait for, and may do so
+		// just as ctx is cancelled: running tracks Run so that Stop returns only after it has,
+		// and stopped keeps a late start from running at all.
+		var (
+			mu      sync.Mutex
+			stopped bool
+			running sync.WaitGroup
+		)
 		election.ReleaseOnCancel = true
 		election.Callbacks = leaderelection.LeaderCallbacks{
 			OnStartedLeading: func(leaderCtx context.Context) {
-				defer close(ranDone)
+				mu.Lock()
+				if stopped {
+					mu.Unlock()
+					return
+				}
+				running.Add(1)
+				mu.Unlock()
+				defer running.Done()
 				close(s.leading)
 				s.setErr(kubeschedulerapp.Run(leaderCtx, cc, sched))
 				// Run returned on its own (a port in use, say): give up the lease too.
@@ -116,11 +128,10 @@ func StartInProcess(ctx context.Context, args []string) (*InProcess, error) {
 			return
 		}
 		elector.Run(ctx)
-		select {
-		case <-s.leading:
-			<-ranDone
-		default:
-		}
+		mu.Lock()
+		stopped = true
+		mu.Unlock()
+		running.Wait()
 	}()
 	return s, nil
 }
@@ -160,6 +171,11 @@ func (s *InProcess) WaitReady(ctx context.Context, timeout time.Duration) error 
 	defer client.CloseIdleConnections()
 	url := fmt.Sprintf("https://127.0.0.1:%d/readyz", s.securePort)
 	return wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(context.Context) (bool, error) {
+		select {
+		case <-s.done:
+			return false, fmt.Errorf("scheduler stopped: %v", s.Err())
+		default:
+		}
 		resp, err := client.Get(url)
 		if err != nil {
 			return false, nil

@@ -5,6 +5,7 @@ package validation
 import (
 	"fmt"
 	"strings"
+	"unicode"
 
 	v1 "k8s.io/api/core/v1"
 	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
@@ -50,8 +51,8 @@ func ValidateGPUAffinityArgs(path *field.Path, args *config.GPUAffinityArgs) err
 		switch {
 		case sku.Name == "":
 			errs = append(errs, field.Required(p.Child("name"), ""))
-		case strings.ContainsAny(sku.Name, ", \t"):
-			errs = append(errs, field.Invalid(p.Child("name"), sku.Name, "must not contain commas or spaces"))
+		case strings.ContainsFunc(sku.Name, func(r rune) bool { return r == ',' || unicode.IsSpace(r) }):
+			errs = append(errs, field.Invalid(p.Child("name"), sku.Name, "must not contain commas or whitespace"))
 		case skuNames.Has(name):
 			errs = append(errs, field.Duplicate(p.Child("name"), sku.Name))
 		}
