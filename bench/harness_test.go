@@ -145,26 +145,40 @@ type histogram struct {
 	buckets []*dto.Bucket
 }
 
-func readHistogram(t testing.TB, name string) histogram {
+// family returns the series of one metric in the process's legacy registry.
+func family(t testing.TB, name string) []*dto.Metric {
 	families, err := legacyregistry.DefaultGatherer.Gather()
 	must(t, err)
-	var h histogram
 	for _, f := range families {
-		if f.GetName() != name {
-			continue
+		if f.GetName() == name {
+			return f.GetMetric()
 		}
-		for _, m := range f.GetMetric() {
-			hist := m.GetHistogram()
-			h.count += hist.GetSampleCount()
-			h.sum += hist.GetSampleSum()
-			if h.buckets == nil {
-				for _, b := range hist.GetBucket() {
-					h.buckets = append(h.buckets, &dto.Bucket{UpperBound: b.UpperBound, CumulativeCount: new(uint64)})
-				}
+	}
+	return nil
+}
+
+func labelValue(m *dto.Metric, name string) string {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == name {
+			return l.GetValue()
+		}
+	}
+	return ""
+}
+
+func readHistogram(t testing.TB, name string) histogram {
+	var h histogram
+	for _, m := range family(t, name) {
+		hist := m.GetHistogram()
+		h.count += hist.GetSampleCount()
+		h.sum += hist.GetSampleSum()
+		if h.buckets == nil {
+			for _, b := range hist.GetBucket() {
+				h.buckets = append(h.buckets, &dto.Bucket{UpperBound: b.UpperBound, CumulativeCount: new(uint64)})
 			}
-			for i, b := range hist.GetBucket() {
-				*h.buckets[i].CumulativeCount += b.GetCumulativeCount()
-			}
+		}
+		for i, b := range hist.GetBucket() {
+			*h.buckets[i].CumulativeCount += b.GetCumulativeCount()
 		}
 	}
 	return h
@@ -208,22 +222,9 @@ func resourceMilli(m int64) *resource.Quantity {
 
 // readCounters sums a counter family by the value of one label.
 func readCounters(t testing.TB, name, label string) map[string]float64 {
-	families, err := legacyregistry.DefaultGatherer.Gather()
-	must(t, err)
 	out := map[string]float64{}
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			key := ""
-			for _, l := range m.GetLabel() {
-				if l.GetName() == label {
-					key = l.GetValue()
-				}
-			}
-			out[key] += m.GetCounter().GetValue()
-		}
+	for _, m := range family(t, name) {
+		out[labelValue(m, label)] += m.GetCounter().GetValue()
 	}
 	return out
 }
@@ -240,25 +241,9 @@ func counterDelta(after, before map[string]float64) map[string]float64 {
 
 // readHistogramSums sums a histogram family's observed seconds by the values of two labels.
 func readHistogramSums(t testing.TB, name, label1, label2 string) map[string]float64 {
-	families, err := legacyregistry.DefaultGatherer.Gather()
-	must(t, err)
 	out := map[string]float64{}
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			var a, b string
-			for _, l := range m.GetLabel() {
-				switch l.GetName() {
-				case label1:
-					a = l.GetValue()
-				case label2:
-					b = l.GetValue()
-				}
-			}
-			out[a+"/"+b] += m.GetHistogram().GetSampleSum()
-		}
+	for _, m := range family(t, name) {
+		out[labelValue(m, label1)+"/"+labelValue(m, label2)] += m.GetHistogram().GetSampleSum()
 	}
 	return out
 }

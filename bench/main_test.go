@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
-	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -88,4 +87,3 @@ func must(t testing.TB, err error) {
 	}
 }
 
-var _ = fmt.Sprintf
