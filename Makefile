@@ -11,11 +11,14 @@ LDFLAGS := -X $(MODULE)/pkg/version.Version=$(VERSION) \
            -X k8s.io/component-base/version.gitMajor=1 \
            -X k8s.io/component-base/version.gitMinor=37
 GO      ?= go
+# bash with pipefail: a failing benchmark must fail the target even when piped through a filter.
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 # Packages light enough to build twice (once under the race detector).
 RACE_PKGS := ./pkg/... ./plugins/... ./cmd/...
 INTEGRATION_PKGS := ./test/integration/...
 
-.PHONY: all build run test test-unit test-integration verify fmt clean bench-gpu bench-micro
+.PHONY: all build run test test-unit test-integration verify fmt clean bench bench-gpu bench-micro
 
 all: build
 
@@ -35,6 +38,20 @@ test-integration:
 	$(GO) test -count=1 -timeout 20m $(INTEGRATION_PKGS)
 
 # Benchmarks print the ratio to upstream measured in the same run and write bench/results/*.json.
+# scheduler_perf quick set (500 nodes): every upstream shape with upstream's profile, then ours;
+# regenerates the perf section of bench/RESULTS.md and bench/perf-throughput.svg.
+bench: bin/etcd
+	mkdir -p bench/results/perf/logs
+	cd bench/perf && PATH=$(CURDIR)/bin:$$PATH ARTIFACTS=$(CURDIR)/bench/results/perf/logs \
+		$(GO) test -count=1 -run '^$$' -bench BenchmarkPerfScheduling -benchtime 1x \
+		-perf-scheduling-label-filter=quick -data-items-dir=../results/perf -timeout 60m . \
+		| awk '/^Benchmark/ {print $$1, $$5, $$6; fflush()} /^(ok|FAIL|PASS|--- FAIL)/ {print; fflush()}'
+	$(GO) run ./bench/cmd/perfreport
+
+# scheduler_perf starts etcd from PATH; this builds it from the module proxy.
+bin/etcd:
+	$(GO) build -o bin/etcd ./bench/cmd/etcd
+
 # GPU placement and overhead: the real scheduler with upstream's default profile, then ours.
 bench-gpu:
 	$(GO) test -count=1 -run 'TestGPUFragmentation|TestGPUAffinityAttemptOverhead' -timeout 60m -v ./bench/ -workbench.bench

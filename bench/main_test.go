@@ -86,4 +86,3 @@ func must(t testing.TB, err error) {
 		t.Fatal(err)
 	}
 }
-
