@@ -41,10 +41,21 @@ test-integration:
 # scheduler_perf quick set (500 nodes): every upstream shape with upstream's profile, then ours;
 # regenerates the perf section of bench/RESULTS.md and bench/perf-throughput.svg.
 bench: bin/etcd
+	$(MAKE) perf PERF_LABEL=quick PERF_TIMEOUT=30m
+
+# 5,000 nodes: upstream's shapes at their performance sizes and the Dense workload (50,000
+# running spread-constrained pods). Not yet run on this machine: expect about an hour on 2 cores.
+bench-large: bin/etcd
+	$(MAKE) perf PERF_LABEL=large PERF_TIMEOUT=180m
+
+PERF_LABEL ?= quick
+PERF_TIMEOUT ?= 60m
+.PHONY: perf bench-large
+perf:
 	mkdir -p bench/results/perf/logs
 	cd bench/perf && PATH=$(CURDIR)/bin:$$PATH ARTIFACTS=$(CURDIR)/bench/results/perf/logs \
 		$(GO) test -count=1 -run '^$$' -bench BenchmarkPerfScheduling -benchtime 1x \
-		-perf-scheduling-label-filter=quick -data-items-dir=../results/perf -timeout 60m . \
+		-perf-scheduling-label-filter=$(PERF_LABEL) -data-items-dir=../results/perf -timeout $(PERF_TIMEOUT) . \
 		| awk '/^Benchmark/ {print $$1, $$5, $$6; fflush()} /^(ok|FAIL|PASS|--- FAIL)/ {print; fflush()}'
 	$(GO) run ./bench/cmd/perfreport
 
