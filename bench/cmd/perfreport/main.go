@@ -54,26 +54,42 @@ func run(resultsDir, out, chart string) error {
 	if err != nil || len(files) == 0 {
 		return fmt.Errorf("no BenchmarkPerfScheduling_*.json in %s", resultsDir)
 	}
+	// File names carry the run's timestamp: later runs replace earlier rows for the same
+	// workload, and rows from different label sets (quick, large) accumulate.
 	sort.Strings(files)
-	newest := files[len(files)-1]
-	data, err := os.ReadFile(newest)
-	if err != nil {
-		return err
+	byKey := map[string]*row{}
+	var sources []string
+	for _, file := range files {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return err
+		}
+		var doc struct {
+			DataItems []dataItem `json:"dataItems"`
+		}
+		if err := json.Unmarshal(data, &doc); err != nil {
+			return fmt.Errorf("%s: %w", file, err)
+		}
+		found := collect(doc.DataItems)
+		for _, r := range found {
+			byKey[r.shape+"/"+r.workload] = r
+		}
+		if len(found) > 0 {
+			sources = append(sources, filepath.Base(file))
+		}
 	}
-	var doc struct {
-		DataItems []dataItem `json:"dataItems"`
+	var rows []*row
+	for _, r := range byKey {
+		rows = append(rows, r)
 	}
-	if err := json.Unmarshal(data, &doc); err != nil {
-		return fmt.Errorf("%s: %w", newest, err)
-	}
-	rows := collect(doc.DataItems)
+	sort.Slice(rows, func(i, j int) bool { return rows[i].shape+rows[i].workload < rows[j].shape+rows[j].workload })
 	if len(rows) == 0 {
-		return fmt.Errorf("%s holds no workloads named <Shape>_upstream / <Shape>_workbench", newest)
+		return fmt.Errorf("no workloads named <Shape>_upstream / <Shape>_workbench in %s", resultsDir)
 	}
 	if err := os.WriteFile(chart, []byte(svg(rows)), 0o644); err != nil {
 		return err
 	}
-	section := markdown(rows, filepath.Base(newest), filepath.Base(chart))
+	section := markdown(rows, strings.Join(sources, "`, `"), filepath.Base(chart))
 	old, err := os.ReadFile(out)
 	if err != nil && !os.IsNotExist(err) {
 		return err
@@ -138,7 +154,7 @@ func markdown(rows []*row, source, chart string) string {
 	fmt.Fprintln(&b, beginMarker)
 	fmt.Fprintln(&b, "## scheduler_perf: upstream's default profile beside ours")
 	fmt.Fprintln(&b)
-	fmt.Fprintf(&b, "Machine: %d cores, %s. Date: %s. Commit: %s. Source: `bench/results/perf/%s`.\n\n",
+	fmt.Fprintf(&b, "Machine: %d cores, %s. Generated %s at commit %s from (bench/results/perf/, file names carry each run's time): `%s`.\n\n",
 		runtime.NumCPU(), cpuModel(), time.Now().UTC().Format("2006-01-02"), commit(), source)
 	fmt.Fprintln(&b, "| workload | upstream pods/s | workbench pods/s | ratio | attempt p50 up / wb | attempt p99 up / wb | peak heap up / wb |")
 	fmt.Fprintln(&b, "|---|---|---|---|---|---|---|")
