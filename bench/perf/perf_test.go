@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	frameworkruntime "k8s.io/kubernetes/pkg/scheduler/framework/runtime"
 	perf "k8s.io/kubernetes/test/integration/scheduler_perf"
@@ -33,7 +34,10 @@ func BenchmarkPerfScheduling(b *testing.B) {
 	if err := writeProfiles("generated"); err != nil {
 		b.Fatal(err)
 	}
-	perf.RunBenchmarkPerfScheduling(b, "config.yaml", "workbench", registry)
+	// Upstream waits 10 minutes for an operation's pods; on 2 cores upstream's topology spread
+	// binds the Dense workload's 50,000 initial pods at ~50 pods/s falling to ~38 (measured),
+	// which does not fit. The per-test cap of 30 minutes is upstream's and cannot be raised.
+	perf.RunBenchmarkPerfScheduling(b, "config.yaml", "workbench", registry, perf.WithPodsSchedulingTimeout(28*time.Minute))
 }
 
 // writeProfiles derives both schedulers' configurations from the shipped file: scheduler_perf's
