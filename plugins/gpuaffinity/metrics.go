@@ -117,12 +117,7 @@ func (inv *gpuInventory) summarize() (*gpuSummary, error) {
 	}
 	s := &gpuSummary{freeByProduct: map[string]int64{}}
 	for _, node := range nodes {
-		var allocatable int64
-		for _, name := range inv.gpuResources {
-			if q, ok := node.Status.Allocatable[name]; ok {
-				allocatable += q.Value()
-			}
-		}
+		allocatable := nodeAllocatableGPUs(node, inv.gpuResources)
 		if allocatable == 0 {
 			continue
 		}

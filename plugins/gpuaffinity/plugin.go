@@ -210,8 +210,13 @@ func (pl *GPUAffinity) isSchedulableAfterPodUpdated(logger klog.Logger, pod *v1.
 }
 
 func (pl *GPUAffinity) allocatableGPUs(node *v1.Node) int64 {
+	return nodeAllocatableGPUs(node, pl.gpuResources)
+}
+
+// nodeAllocatableGPUs sums a node's allocatable over the GPU resource names.
+func nodeAllocatableGPUs(node *v1.Node, gpuResources []v1.ResourceName) int64 {
 	var n int64
-	for _, name := range pl.gpuResources {
+	for _, name := range gpuResources {
 		if q, ok := node.Status.Allocatable[name]; ok {
 			n += q.Value()
 		}
