@@ -1,7 +1,9 @@
 package config
 
 import (
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	schedconfig "k8s.io/kubernetes/pkg/scheduler/apis/config"
 )
 
 // CPUPodsOnGPUNodesPolicy says whether pods that request no GPU may use GPU nodes.
@@ -49,4 +51,17 @@ type GPUSKU struct {
 	Name     string
 	Products []string
 	Special  bool
+}
+
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+
+// IndexedPodTopologySpreadArgs configures IndexedPodTopologySpread. The fields are upstream's
+// PodTopologySpreadArgs, so a profile switches plugins by changing only the name.
+type IndexedPodTopologySpreadArgs struct {
+	metav1.TypeMeta
+
+	// DefaultConstraints apply to pods that declare no topologySpreadConstraints.
+	DefaultConstraints []corev1.TopologySpreadConstraint
+	// DefaultingType is System (upstream's built-in constraints) or List (DefaultConstraints).
+	DefaultingType schedconfig.PodTopologySpreadConstraintsDefaulting
 }

@@ -1,5 +1,7 @@
 package v1
 
+import schedconfigv1 "k8s.io/kube-scheduler/config/v1"
+
 // Defaults of GPUAffinityArgs.
 const (
 	DefaultGPUResourceName   = "nvidia.com/gpu"
@@ -25,5 +27,12 @@ func SetDefaults_GPUAffinityArgs(obj *GPUAffinityArgs) {
 	}
 	if obj.GPUScoring == "" {
 		obj.GPUScoring = DefaultGPUScoring
+	}
+}
+
+// SetDefaults_IndexedPodTopologySpreadArgs defaults as upstream defaults PodTopologySpreadArgs.
+func SetDefaults_IndexedPodTopologySpreadArgs(obj *IndexedPodTopologySpreadArgs) {
+	if obj.DefaultingType == "" {
+		obj.DefaultingType = schedconfigv1.SystemDefaulting
 	}
 }

@@ -1,7 +1,9 @@
 package v1
 
 import (
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	schedconfigv1 "k8s.io/kube-scheduler/config/v1"
 )
 
 // +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
@@ -29,4 +31,21 @@ type GPUSKU struct {
 	Name     string   `json:"name"`
 	Products []string `json:"products"`
 	Special  bool     `json:"special,omitempty"`
+}
+
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+
+// IndexedPodTopologySpreadArgs configures IndexedPodTopologySpread. The fields, defaults and
+// validation are upstream's PodTopologySpreadArgs.
+type IndexedPodTopologySpreadArgs struct {
+	metav1.TypeMeta `json:",inline"`
+
+	// DefaultConstraints apply to pods that declare no topologySpreadConstraints; their
+	// labelSelector must be empty, as it is deduced from the pod's Services and controllers.
+	// When not empty, defaultingType must be List.
+	// +listType=atomic
+	DefaultConstraints []corev1.TopologySpreadConstraint `json:"defaultConstraints,omitempty"`
+	// DefaultingType is System (hostname maxSkew 3 and zone maxSkew 5, ScheduleAnyway) or List.
+	// Default: System.
+	DefaultingType schedconfigv1.PodTopologySpreadConstraintsDefaulting `json:"defaultingType,omitempty"`
 }

@@ -20,9 +20,16 @@ import (
 // All generated defaulters are covering - they call all nested defaulters.
 func RegisterDefaults(scheme *runtime.Scheme) error {
 	scheme.AddTypeDefaultingFunc(&GPUAffinityArgs{}, func(obj interface{}) { SetObjectDefaults_GPUAffinityArgs(obj.(*GPUAffinityArgs)) })
+	scheme.AddTypeDefaultingFunc(&IndexedPodTopologySpreadArgs{}, func(obj interface{}) {
+		SetObjectDefaults_IndexedPodTopologySpreadArgs(obj.(*IndexedPodTopologySpreadArgs))
+	})
 	return nil
 }
 
 func SetObjectDefaults_GPUAffinityArgs(in *GPUAffinityArgs) {
 	SetDefaults_GPUAffinityArgs(in)
+}
+
+func SetObjectDefaults_IndexedPodTopologySpreadArgs(in *IndexedPodTopologySpreadArgs) {
+	SetDefaults_IndexedPodTopologySpreadArgs(in)
 }
