@@ -9,12 +9,11 @@ import (
 	"testing"
 	"time"
 
-	frameworkruntime "k8s.io/kubernetes/pkg/scheduler/framework/runtime"
 	perf "k8s.io/kubernetes/test/integration/scheduler_perf"
 	"sigs.k8s.io/yaml"
 
+	"github.com/workbench-scheduler/workbench-scheduler/cmd/workbench-scheduler/app"
 	"github.com/workbench-scheduler/workbench-scheduler/manifests"
-	"github.com/workbench-scheduler/workbench-scheduler/plugins/gpuaffinity"
 )
 
 func TestMain(m *testing.M) {
@@ -26,9 +25,7 @@ func TestMain(m *testing.M) {
 }
 
 // registry is every workbench plugin, as the binary registers them.
-var registry = frameworkruntime.Registry{
-	gpuaffinity.Name: gpuaffinity.New,
-}
+var registry = app.Registry()
 
 func BenchmarkPerfScheduling(b *testing.B) {
 	if err := writeProfiles("generated"); err != nil {

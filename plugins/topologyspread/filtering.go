@@ -289,7 +289,9 @@ func (pl *IndexedPodTopologySpread) Filter(ctx context.Context, cycleState fwk.C
 		c := &s.constraints[i]
 		tpVal, ok := node.Labels[c.TopologyKey]
 		if !ok {
-			klog.FromContext(ctx).V(5).Info("Node doesn't have required topology label for spread constraint", "node", klog.KObj(node), "topologyKey", c.TopologyKey)
+			if logger := klog.FromContext(ctx).V(5); logger.Enabled() {
+				logger.Info("Node doesn't have required topology label for spread constraint", "node", klog.KObj(node), "topologyKey", c.TopologyKey)
+			}
 			return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, podtopologyspread.ErrReasonNodeLabelNotMatch)
 		}
 		v := &s.views[i]
@@ -300,7 +302,9 @@ func (pl *IndexedPodTopologySpread) Filter(ctx context.Context, cycleState fwk.C
 		}
 		matchNum, _ := v.matchNum(tpVal)
 		if skew := matchNum + selfMatchNum - minMatchNum; skew > int(c.MaxSkew) {
-			klog.FromContext(ctx).V(5).Info("Node failed spreadConstraint: matchNum + selfMatchNum - minMatchNum > maxSkew", "node", klog.KObj(node), "topologyKey", c.TopologyKey, "matchNum", matchNum, "selfMatchNum", selfMatchNum, "minMatchNum", minMatchNum, "maxSkew", c.MaxSkew)
+			if logger := klog.FromContext(ctx).V(5); logger.Enabled() {
+				logger.Info("Node failed spreadConstraint: matchNum + selfMatchNum - minMatchNum > maxSkew", "node", klog.KObj(node), "topologyKey", c.TopologyKey, "matchNum", matchNum, "selfMatchNum", selfMatchNum, "minMatchNum", minMatchNum, "maxSkew", c.MaxSkew)
+			}
 			return fwk.NewStatus(fwk.Unschedulable, podtopologyspread.ErrReasonConstraintsNotMatch)
 		}
 	}

@@ -46,9 +46,12 @@ type spreadIndex struct {
 	epoch      uint64
 	changed    []*nodeSlot
 
-	selectors  map[string]*selectorCounts
-	aggregates map[string]*domainCounts
-	lastSweep  time.Time
+	selectors map[string]*selectorCounts
+	// byNamespace lists the selectors of each namespace, so a recount matches each pod only
+	// against selectors of its own namespace.
+	byNamespace map[string][]*selectorCounts
+	aggregates  map[string]*domainCounts
+	lastSweep   time.Time
 
 	stats indexStats
 }
@@ -61,9 +64,11 @@ type indexStats struct {
 }
 
 type nodeSlot struct {
-	id         int32
-	name       string
-	info       fwk.NodeInfo
+	id   int32
+	name string
+	info fwk.NodeInfo
+	// node is the Node object last counted; while it is unchanged only pod counts can move.
+	node       *v1.Node
 	generation int64
 	seen       uint64
 }
@@ -77,6 +82,7 @@ type selectorCounts struct {
 	countsNothing bool
 	perNode       []int32 // by slot id
 	pods          int64
+	scratch       int64 // recountNode's tally
 	aggregates    []*domainCounts
 	lastUsed      time.Time
 }
@@ -110,6 +116,7 @@ func newSpreadIndex(clk clock.PassiveClock, enableComparisonOperators bool) *spr
 		enableComparisonOperators: enableComparisonOperators,
 		byName:                    map[string]*nodeSlot{},
 		selectors:                 map[string]*selectorCounts{},
+		byNamespace:               map[string][]*selectorCounts{},
 		aggregates:                map[string]*domainCounts{},
 		lastSweep:                 clk.Now(),
 	}
@@ -129,6 +136,12 @@ func (idx *spreadIndex) sync(logger klog.Logger, nodes []fwk.NodeInfo) {
 	idx.changed = idx.changed[:0]
 	seen := 0
 	for i, ni := range nodes {
+		// Fast path: the same NodeInfo as last cycle, unchanged.
+		if s := idx.positional[i]; s != nil && s.info == ni && s.generation == ni.GetGeneration() && s.seen != idx.epoch {
+			s.seen = idx.epoch
+			seen++
+			continue
+		}
 		node := ni.Node()
 		if node == nil {
 			idx.positional[i] = nil
@@ -199,14 +212,34 @@ func (idx *spreadIndex) removeSlot(s *nodeSlot) {
 
 func (idx *spreadIndex) recountNode(logger klog.Logger, s *nodeSlot) {
 	node := s.info.Node()
-	pods := s.info.GetPods()
+	nodeChanged := node != s.node
+	s.node = node
+	for _, sc := range idx.selectors {
+		sc.scratch = 0
+	}
+	// Upstream's countPodsMatchSelector, for all selectors in one pass over the node's pods.
+	for _, p := range s.info.GetPods() {
+		pod := p.GetPod()
+		if pod.DeletionTimestamp != nil {
+			continue
+		}
+		set := labels.Set(pod.Labels)
+		for _, sc := range idx.byNamespace[pod.Namespace] {
+			if !sc.countsNothing && sc.selector.Matches(set) {
+				sc.scratch++
+			}
+		}
+	}
 	for _, sc := range idx.selectors {
 		old := sc.count(s.id)
-		now := sc.countOn(pods)
 		for _, a := range sc.aggregates {
-			a.move(s.id, a.domainOf(logger, node, idx.enableComparisonOperators), old, now)
+			domain := a.domainOfSlot(s.id)
+			if nodeChanged {
+				domain = a.domainOf(logger, node, idx.enableComparisonOperators)
+			}
+			a.move(s.id, domain, old, sc.scratch)
 		}
-		sc.setCount(s.id, now)
+		sc.setCount(s.id, sc.scratch)
 	}
 }
 
@@ -238,6 +271,7 @@ func (idx *spreadIndex) selectorFor(namespace string, selector labels.Selector) 
 		}
 	}
 	idx.selectors[key] = sc
+	idx.byNamespace[namespace] = append(idx.byNamespace[namespace], sc)
 	idx.stats.selectorBuilds++
 	return sc
 }
@@ -312,6 +346,10 @@ func (idx *spreadIndex) maybeSweep() {
 	for key, sc := range idx.selectors {
 		if len(sc.aggregates) == 0 && now.Sub(sc.lastUsed) > idleTTL {
 			delete(idx.selectors, key)
+			idx.byNamespace[sc.namespace] = slices.DeleteFunc(idx.byNamespace[sc.namespace], func(x *selectorCounts) bool { return x == sc })
+			if len(idx.byNamespace[sc.namespace]) == 0 {
+				delete(idx.byNamespace, sc.namespace)
+			}
 			idx.stats.dropped++
 		}
 	}

@@ -9,20 +9,32 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/component-base/cli"
 	kubeschedulerapp "k8s.io/kubernetes/cmd/kube-scheduler/app"
+	frameworkruntime "k8s.io/kubernetes/pkg/scheduler/framework/runtime"
 
 	"github.com/workbench-scheduler/workbench-scheduler/pkg/version"
 	"github.com/workbench-scheduler/workbench-scheduler/plugins/gpuaffinity"
+	"github.com/workbench-scheduler/workbench-scheduler/plugins/topologyspread"
 )
 
 // SchedulerName is the profile name pods opt in with (spec.schedulerName).
 const SchedulerName = "workbench-scheduler"
 
-// PluginOptions registers every workbench plugin with the framework. The binary, the sandbox,
-// the integration tests and the benchmarks all take the registry from here.
-func PluginOptions() []kubeschedulerapp.Option {
-	return []kubeschedulerapp.Option{
-		kubeschedulerapp.WithPlugin(gpuaffinity.Name, gpuaffinity.New),
+// Registry is every workbench plugin. The binary, the sandbox, the integration tests and the
+// benchmarks all take it from here.
+func Registry() frameworkruntime.Registry {
+	return frameworkruntime.Registry{
+		gpuaffinity.Name:    gpuaffinity.New,
+		topologyspread.Name: topologyspread.New,
 	}
+}
+
+// PluginOptions registers every plugin of Registry with the kube-scheduler command.
+func PluginOptions() []kubeschedulerapp.Option {
+	var opts []kubeschedulerapp.Option
+	for name, factory := range Registry() {
+		opts = append(opts, kubeschedulerapp.WithPlugin(name, factory))
+	}
+	return opts
 }
 
 // NewCommand is upstream's kube-scheduler command, with our plugins, our --version, and the

@@ -1,0 +1,233 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"math/rand"
+	"runtime"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
+	clientsetfake "k8s.io/client-go/kubernetes/fake"
+	"k8s.io/klog/v2"
+	"k8s.io/klog/v2/ktesting"
+	fwk "k8s.io/kube-scheduler/framework"
+	schedconfig "k8s.io/kubernetes/pkg/scheduler/apis/config"
+	"k8s.io/kubernetes/pkg/scheduler/backend/cache"
+	"k8s.io/kubernetes/pkg/scheduler/framework"
+	"k8s.io/kubernetes/pkg/scheduler/framework/plugins/feature"
+	"k8s.io/kubernetes/pkg/scheduler/framework/plugins/podtopologyspread"
+	frameworkruntime "k8s.io/kubernetes/pkg/scheduler/framework/runtime"
+	schedmetrics "k8s.io/kubernetes/pkg/scheduler/metrics"
+
+	"github.com/workbench-scheduler/workbench-scheduler/pkg/apis/config"
+	"github.com/workbench-scheduler/workbench-scheduler/plugins/topologyspread"
+)
+
+// Topology spread at 7,500 nodes and 200,000 pods (2,000 Deployments of 100 pods in 20
+// namespaces, 3 zones), driven like the scheduler drives it: each iteration is one scheduling
+// cycle on the real scheduler cache's snapshot (UpdateSnapshot untimed), PreFilter plus Filter
+// until 375 feasible nodes are found (the scheduler's sample at this size), PreScore plus Score
+// over them, then the pod is assumed on the best node so the next cycle sees one node changed.
+// Incoming pods belong to 20 Deployments that are scaling up. Upstream and indexed run in the
+// same invocation on the same cluster; the ratio is printed at the end.
+const (
+	spreadNodes        = 7500
+	spreadDeployments  = 2000
+	spreadPodsPerDep   = 100
+	spreadNamespaces   = 20
+	spreadActive       = 20
+	spreadFeasibleGoal = 375
+)
+
+type spreadPlugin interface {
+	fwk.PreFilterPlugin
+	fwk.FilterPlugin
+	fwk.PreScorePlugin
+	fwk.ScorePlugin
+}
+
+type spreadCluster struct {
+	logger   klog.Logger
+	cache    cache.Cache
+	snapshot *cache.Snapshot
+	handle   fwk.Handle
+	next     int
+	start    int
+}
+
+func newSpreadCluster(b *testing.B) *spreadCluster {
+	schedmetrics.Register()
+	logger, ctx := ktesting.NewTestContext(b)
+	c := &spreadCluster{logger: logger, cache: cache.New(ctx, nil, false, false), snapshot: cache.NewEmptySnapshot()}
+	zones := []string{"zone-a", "zone-b", "zone-c"}
+	for i := range spreadNodes {
+		name := fmt.Sprintf("node-%04d", i)
+		c.cache.AddNode(logger, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, UID: types.UID(name), Labels: map[string]string{
+			corev1.LabelHostname: name, corev1.LabelTopologyZone: zones[i%len(zones)],
+		}}})
+	}
+	rng := rand.New(rand.NewSource(1))
+	for d := range spreadDeployments {
+		for r := range spreadPodsPerDep {
+			p := spreadPod(d, r)
+			p.Spec.NodeName = fmt.Sprintf("node-%04d", rng.Intn(spreadNodes))
+			must(b, c.cache.AddPod(logger, p))
+		}
+	}
+	must(b, c.cache.UpdateSnapshot(logger, c.snapshot))
+	factory := informers.NewSharedInformerFactory(clientsetfake.NewClientset(), 0)
+	fh, err := frameworkruntime.NewFramework(ctx, nil, nil, frameworkruntime.WithSnapshotSharedLister(c.snapshot), frameworkruntime.WithInformerFactory(factory))
+	must(b, err)
+	c.handle = fh
+	c.next = spreadPodsPerDep
+	return c
+}
+
+func spreadPod(deployment, replica int) *corev1.Pod {
+	name := fmt.Sprintf("dep-%04d-%d", deployment, replica)
+	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{
+		Name: name, Namespace: fmt.Sprintf("ns-%02d", deployment%spreadNamespaces), UID: types.UID(name),
+		Labels: map[string]string{"app": fmt.Sprintf("dep-%04d", deployment), "pod-template-hash": "h1"},
+	}}
+}
+
+// incoming returns the next pod of one of the active Deployments, with hard or soft
+// zone and hostname constraints.
+func (c *spreadCluster) incoming(hard bool) *corev1.Pod {
+	d := c.next % spreadActive
+	p := spreadPod(d, c.next)
+	c.next++
+	when := corev1.ScheduleAnyway
+	if hard {
+		when = corev1.DoNotSchedule
+	}
+	sel := &metav1.LabelSelector{MatchLabels: map[string]string{"app": p.Labels["app"]}}
+	p.Spec.TopologySpreadConstraints = []corev1.TopologySpreadConstraint{
+		{MaxSkew: 1, TopologyKey: corev1.LabelTopologyZone, WhenUnsatisfiable: when, LabelSelector: sel},
+		{MaxSkew: 1, TopologyKey: corev1.LabelHostname, WhenUnsatisfiable: when, LabelSelector: sel, MatchLabelKeys: []string{"pod-template-hash"}},
+	}
+	return p
+}
+
+// cycle runs one scheduling cycle of pl for pod and returns the chosen node.
+func (c *spreadCluster) cycle(b *testing.B, pl spreadPlugin, pod *corev1.Pod, nodes []fwk.NodeInfo, hard bool) string {
+	ctx := context.Background()
+	state := framework.NewCycleState()
+	var feasible []fwk.NodeInfo
+	if hard {
+		if _, s := pl.PreFilter(ctx, state, pod, nodes); !s.IsSuccess() {
+			b.Fatal(s)
+		}
+		for i := range nodes {
+			n := nodes[(c.start+i)%len(nodes)]
+			if s := pl.Filter(ctx, state, pod, n); s.IsSuccess() {
+				feasible = append(feasible, n)
+				if len(feasible) == spreadFeasibleGoal {
+					c.start = (c.start + i + 1) % len(nodes)
+					break
+				}
+			}
+		}
+		if len(feasible) == 0 {
+			b.Fatal("no feasible node")
+		}
+		return feasible[0].Node().Name
+	}
+	for i := range spreadFeasibleGoal {
+		feasible = append(feasible, nodes[(c.start+i)%len(nodes)])
+	}
+	c.start = (c.start + spreadFeasibleGoal) % len(nodes)
+	if s := pl.PreScore(ctx, state, pod, feasible); !s.IsSuccess() {
+		b.Fatal(s)
+	}
+	scores := make(fwk.NodeScoreList, 0, len(feasible))
+	for _, n := range feasible {
+		sc, s := pl.Score(ctx, state, pod, n)
+		if !s.IsSuccess() {
+			b.Fatal(s)
+		}
+		scores = append(scores, fwk.NodeScore{Name: n.Node().Name, Score: sc})
+	}
+	pl.ScoreExtensions().NormalizeScore(ctx, state, pod, scores)
+	best := scores[0]
+	for _, s := range scores {
+		if s.Score > best.Score {
+			best = s
+		}
+	}
+	return best.Name
+}
+
+func (c *spreadCluster) assume(b *testing.B, pod *corev1.Pod, node string) {
+	pod.Spec.NodeName = node
+	must(b, c.cache.AssumePod(c.logger, pod))
+	must(b, c.cache.UpdateSnapshot(c.logger, c.snapshot))
+}
+
+func heapInUse() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+func BenchmarkTopologySpread7500Nodes200kPods(b *testing.B) {
+	c := newSpreadCluster(b)
+	_, ctx := ktesting.NewTestContext(b)
+	args := &schedconfig.PodTopologySpreadArgs{DefaultingType: schedconfig.SystemDefaulting}
+	fts := feature.Features{EnableNodeInclusionPolicyInPodTopologySpread: true, EnableMatchLabelKeysInPodTopologySpread: true}
+	nsPerOp := map[string]float64{}
+	for _, hard := range []bool{true, false} {
+		kind := "soft"
+		if hard {
+			kind = "hard"
+		}
+		for _, impl := range []string{"upstream", "indexed"} {
+			b.Run(kind+"/"+impl, func(b *testing.B) {
+				before := heapInUse()
+				var pl spreadPlugin
+				if impl == "upstream" {
+					p, err := podtopologyspread.New(ctx, args, c.handle, fts)
+					must(b, err)
+					pl = p.(spreadPlugin)
+				} else {
+					p, err := topologyspread.New(ctx, &config.IndexedPodTopologySpreadArgs{DefaultingType: args.DefaultingType}, c.handle)
+					must(b, err)
+					pl = p.(spreadPlugin)
+				}
+				// Warm up: one cycle per active Deployment builds the index's counts.
+				warm := time.Now()
+				nodes, _ := c.snapshot.NodeInfos().List()
+				for range spreadActive {
+					pod := c.incoming(hard)
+					c.assume(b, pod, c.cycle(b, pl, pod, nodes, hard))
+				}
+				warmupMs := float64(time.Since(warm).Milliseconds()) / spreadActive
+				retained := float64(heapInUse() - min(before, heapInUse()))
+				b.ResetTimer()
+				for b.Loop() {
+					b.StopTimer()
+					pod := c.incoming(hard)
+					nodes, _ := c.snapshot.NodeInfos().List()
+					b.StartTimer()
+					node := c.cycle(b, pl, pod, nodes, hard)
+					b.StopTimer()
+					c.assume(b, pod, node)
+					b.StartTimer()
+				}
+				nsPerOp[kind+"/"+impl] = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+				b.ReportMetric(warmupMs, "warmup-ms/pod")
+				b.ReportMetric(retained, "retained-bytes")
+			})
+		}
+		if up, ix := nsPerOp[kind+"/upstream"], nsPerOp[kind+"/indexed"]; up > 0 && ix > 0 {
+			fmt.Printf("TopologySpread %s constraints, 7,500 nodes / 200,000 pods: upstream %.2f ms/pod, indexed %.3f ms/pod, %.1fx faster\n",
+				kind, up/1e6, ix/1e6, up/ix)
+		}
+	}
+}
