@@ -38,26 +38,50 @@ test-integration:
 	$(GO) test -count=1 -timeout 20m $(INTEGRATION_PKGS)
 
 # Benchmarks print the ratio to upstream measured in the same run and write bench/results/*.json.
-# scheduler_perf quick set (500 nodes): every upstream shape with upstream's profile, then ours;
-# regenerates the perf section of bench/RESULTS.md and bench/perf-throughput.svg.
+# scheduler_perf quick set (500 nodes): every upstream shape with upstream's profile and with
+# ours, twice in the order A B B A; regenerates the perf section of bench/RESULTS.md and
+# bench/perf-throughput.svg.
 bench: bin/etcd
-	$(MAKE) perf PERF_LABEL=quick PERF_TIMEOUT=30m
+	$(MAKE) perf PERF_LABEL=quick PERF_REPEAT=2
 
-# 5,000 nodes: upstream's shapes at their performance sizes and the Dense workload (50,000
-# running spread-constrained pods). Not yet run on this machine: expect about an hour on 2 cores.
+# 5,000 nodes: upstream's shapes at their performance sizes and Dense (50,000 running
+# spread-constrained pods). About an hour on 2 cores.
 bench-large: bin/etcd
-	$(MAKE) perf PERF_LABEL=large PERF_TIMEOUT=180m
+	$(MAKE) perf PERF_LABEL=large
+
+# Uber scale: 7,500 nodes, 200,000 running pods, 10,000 measured. Run it in the background:
+#   nohup make bench-xlarge > bench-xlarge.log 2>&1 &
+bench-xlarge: bin/etcd
+	$(MAKE) perf PERF_LABEL=xlarge
 
 PERF_LABEL ?= quick
+PERF_REPEAT ?= 1
 PERF_TIMEOUT ?= 60m
-.PHONY: perf bench-large
+PERF_SHAPES_quick := SchedulingBasic TopologySpreading PreferredTopologySpreading DefaultTopologySpreading
+PERF_SHAPES_large := $(PERF_SHAPES_quick) Dense
+PERF_SHAPES_xlarge := Uber
+PERF_SHAPES_smoke := Dense Uber
+.PHONY: perf bench-large bench-xlarge
+# One process per test case, so each case's peak RSS is its own. Progress (pods scheduled so
+# far) is printed every ~20 s; full logs go to bench/results/perf/logs/.
 perf:
 	mkdir -p bench/results/perf/logs
-	cd bench/perf && PATH=$(CURDIR)/bin:$$PATH ARTIFACTS=$(CURDIR)/bench/results/perf/logs \
-		$(GO) test -count=1 -run '^$$' -bench BenchmarkPerfScheduling -benchtime 1x \
-		-perf-scheduling-label-filter=$(PERF_LABEL) -data-items-dir=../results/perf -timeout $(PERF_TIMEOUT) . \
-		| awk '/^Benchmark/ {print $$1, $$5, $$6; fflush()} /^(ok|FAIL|PASS|--- FAIL)/ {print; fflush()}'
-	$(GO) run ./bench/cmd/perfreport
+	$(GO) test -c -o bin/perf.test ./bench/perf
+	run=$$(date -u +%Y%m%dT%H%M%SZ); \
+	for shape in $(PERF_SHAPES_$(PERF_LABEL)); do \
+	  order="upstream workbench"; [ "$(PERF_REPEAT)" = 2 ] && order="upstream workbench workbench upstream"; \
+	  for side in $$order; do \
+	    echo "== $$(date -u +%H:%M:%S) $${shape}_$$side ($(PERF_LABEL))"; \
+	    (cd bench/perf && PATH=$(CURDIR)/bin:$$PATH ARTIFACTS=$(CURDIR)/bench/results/perf/logs \
+	      PERF_RUN=$$run PERF_CASE=$${shape}_$$side ../../bin/perf.test -test.run '^$$' \
+	      -test.bench "BenchmarkPerfScheduling/^$${shape}_$$side\$$/" -test.benchtime 1x -test.timeout $(PERF_TIMEOUT) \
+	      -perf-scheduling-label-filter=$(PERF_LABEL) -data-items-dir=../results/perf) \
+	    | awk '/^Benchmark/ {t = "no throughput samples"; for (i = 2; i <= NF; i++) if ($$i == "SchedulingThroughput/Average") t = $$(i-1) " pods/s"; print $$1, t; fflush()} \
+	           /pods: want/ {if (n++ % 20 == 0) {sub(/^.*namespace:/, "  progress: namespace:"); print; fflush()}} \
+	           /^(ok|FAIL|PASS|--- FAIL)/ {print; fflush()}' || exit 1; \
+	  done; \
+	done
+	[ "$(PERF_LABEL)" = smoke ] || $(GO) run ./bench/cmd/perfreport
 
 # scheduler_perf starts etcd from PATH; this builds it from the module proxy.
 bin/etcd:

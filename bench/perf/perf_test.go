@@ -3,9 +3,13 @@
 package perf
 
 import (
+	"encoding/json"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,7 +25,67 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "%v\n", err)
 		os.Exit(1)
 	}
-	os.Exit(m.Run())
+	start := time.Now()
+	code := m.Run()
+	if run := os.Getenv("PERF_RUN"); run != "" && code == 0 {
+		if err := writeRunRecord(run, os.Getenv("PERF_CASE"), start); err != nil {
+			fmt.Fprintf(os.Stderr, "recording the run: %v\n", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// runRecord ties one process's scheduler_perf result file to its run, its test case and the
+// process's peak RSS. make perf runs one test case per process, so the peak is that case's:
+// apiserver and scheduler (in-process), not etcd (a child process).
+type runRecord struct {
+	Run          string `json:"run"`
+	Case         string `json:"case"`
+	Label        string `json:"label"`
+	Results      string `json:"results"`
+	PeakRSSBytes int64  `json:"peakRSSBytes"`
+}
+
+func writeRunRecord(run, testCase string, start time.Time) error {
+	dir := flag.Lookup("data-items-dir").Value.String()
+	files, err := filepath.Glob(filepath.Join(dir, "BenchmarkPerfScheduling_*.json"))
+	if err != nil {
+		return err
+	}
+	var results string
+	for _, f := range files {
+		if st, err := os.Stat(f); err == nil && !st.ModTime().Before(start) {
+			results = filepath.Base(f)
+		}
+	}
+	if results == "" {
+		return fmt.Errorf("no result file written in %s since %s", dir, start.Format(time.RFC3339))
+	}
+	peak, err := peakRSS()
+	if err != nil {
+		return err
+	}
+	data, err := json.MarshalIndent(runRecord{Run: run, Case: testCase, Label: flag.Lookup("perf-scheduling-label-filter").Value.String(), Results: results, PeakRSSBytes: peak}, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, strings.TrimSuffix(results, ".json")+".run"), data, 0o644)
+}
+
+// peakRSS reads the process's high-water RSS (VmHWM) from /proc.
+func peakRSS() (int64, error) {
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kib, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kib * 1024, err
+		}
+	}
+	return 0, fmt.Errorf("no VmHWM in /proc/self/status")
 }
 
 // registry is every workbench plugin, as the binary registers them.

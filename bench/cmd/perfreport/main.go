@@ -28,18 +28,33 @@ type dataItem struct {
 }
 
 type side struct {
-	throughput, attemptP50, attemptP99, heapMaxMB float64
-	seen                                          bool
+	throughput, attemptP50, attemptP99, peakRSSMB float64
+	runs                                          int
 }
 
 type row struct {
-	shape, workload string
-	upstream        side
-	workbench       side
+	shape, workload, run string
+	upstream             side
+	workbench            side
+}
+
+// runRecord is written by bench/perf's TestMain: one per process, i.e. per test case and repeat.
+type runRecord struct {
+	Run          string `json:"run"`
+	Case         string `json:"case"`
+	Label        string `json:"label"`
+	Results      string `json:"results"`
+	PeakRSSBytes int64  `json:"peakRSSBytes"`
+}
+
+// result is one side of one workload from one process.
+type result struct {
+	shape, workload, sideName, run string
+	throughput, p50, p99, rssMB    float64
 }
 
 func main() {
-	resultsDir := flag.String("results", "bench/results/perf", "directory scheduler_perf wrote its data items to")
+	resultsDir := flag.String("results", "bench/results/perf", "directory scheduler_perf wrote its data items and run records to")
 	out := flag.String("out", "bench/RESULTS.md", "markdown file whose perf section is regenerated")
 	chart := flag.String("chart", "bench/perf-throughput.svg", "SVG chart to write")
 	flag.Parse()
@@ -50,46 +65,39 @@ func main() {
 }
 
 func run(resultsDir, out, chart string) error {
-	files, err := filepath.Glob(filepath.Join(resultsDir, "BenchmarkPerfScheduling_*.json"))
-	if err != nil || len(files) == 0 {
-		return fmt.Errorf("no BenchmarkPerfScheduling_*.json in %s", resultsDir)
+	records, err := filepath.Glob(filepath.Join(resultsDir, "*.run"))
+	if err != nil || len(records) == 0 {
+		return fmt.Errorf("no run records (*.run) in %s: run make bench", resultsDir)
 	}
-	// File names carry the run's timestamp: later runs replace earlier rows for the same
-	// workload, and rows from different label sets (quick, large) accumulate.
-	sort.Strings(files)
-	byKey := map[string]*row{}
-	var sources []string
-	for _, file := range files {
-		data, err := os.ReadFile(file)
-		if err != nil {
+	var results []result
+	for _, file := range records {
+		var rec runRecord
+		if err := readJSON(file, &rec); err != nil {
 			return err
+		}
+		if rec.Label == "smoke" {
+			continue
 		}
 		var doc struct {
 			DataItems []dataItem `json:"dataItems"`
 		}
-		if err := json.Unmarshal(data, &doc); err != nil {
-			return fmt.Errorf("%s: %w", file, err)
+		if err := readJSON(filepath.Join(resultsDir, rec.Results), &doc); err != nil {
+			return err
 		}
-		found := collect(doc.DataItems)
-		for _, r := range found {
-			byKey[r.shape+"/"+r.workload] = r
-		}
-		if len(found) > 0 {
-			sources = append(sources, filepath.Base(file))
+		for _, r := range collect(doc.DataItems) {
+			r.run = rec.Run
+			r.rssMB = float64(rec.PeakRSSBytes) / (1 << 20)
+			results = append(results, r)
 		}
 	}
-	var rows []*row
-	for _, r := range byKey {
-		rows = append(rows, r)
-	}
-	sort.Slice(rows, func(i, j int) bool { return rows[i].shape+rows[i].workload < rows[j].shape+rows[j].workload })
+	rows := combine(results)
 	if len(rows) == 0 {
-		return fmt.Errorf("no workloads named <Shape>_upstream / <Shape>_workbench in %s", resultsDir)
+		return fmt.Errorf("no workload in %s has both an upstream and a workbench result from one run", resultsDir)
 	}
 	if err := os.WriteFile(chart, []byte(svg(rows)), 0o644); err != nil {
 		return err
 	}
-	section := markdown(rows, strings.Join(sources, "`, `"), filepath.Base(chart))
+	section := markdown(rows, filepath.Base(chart))
 	old, err := os.ReadFile(out)
 	if err != nil && !os.IsNotExist(err) {
 		return err
@@ -97,10 +105,61 @@ func run(resultsDir, out, chart string) error {
 	return os.WriteFile(out, []byte(splice(string(old), section)), 0o644)
 }
 
-// collect groups data items by workload. Names look like
-// BenchmarkPerfScheduling/<Shape>_<upstream|workbench>/<Workload>/namespace-N.
-func collect(items []dataItem) []*row {
-	byKey := map[string]*row{}
+func readJSON(file string, v any) error {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	return nil
+}
+
+// combine keeps, per workload, the newest run holding both sides, averaging that run's repeats.
+func combine(results []result) []*row {
+	byRun := map[string]*row{} // shape/workload/run
+	for _, r := range results {
+		key := r.shape + "/" + r.workload + "/" + r.run
+		rw := byRun[key]
+		if rw == nil {
+			rw = &row{shape: r.shape, workload: r.workload, run: r.run}
+			byRun[key] = rw
+		}
+		s := &rw.upstream
+		if r.sideName == "workbench" {
+			s = &rw.workbench
+		}
+		n := float64(s.runs)
+		s.throughput = (s.throughput*n + r.throughput) / (n + 1)
+		s.attemptP50 = (s.attemptP50*n + r.p50) / (n + 1)
+		s.attemptP99 = (s.attemptP99*n + r.p99) / (n + 1)
+		s.peakRSSMB = max(s.peakRSSMB, r.rssMB)
+		s.runs++
+	}
+	newest := map[string]*row{}
+	for _, rw := range byRun {
+		if rw.upstream.runs == 0 || rw.workbench.runs == 0 {
+			continue
+		}
+		key := rw.shape + "/" + rw.workload
+		if cur := newest[key]; cur == nil || rw.run > cur.run {
+			newest[key] = rw
+		}
+	}
+	var rows []*row
+	for _, rw := range newest {
+		rows = append(rows, rw)
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].shape+rows[i].workload < rows[j].shape+rows[j].workload })
+	return rows
+}
+
+// collect reads one process's data items. Names look like
+// BenchmarkPerfScheduling/<Shape>_<upstream|workbench>/<Workload>/<namespace or collector>.
+func collect(items []dataItem) []result {
+	byKey := map[string]*result{}
+	var order []string
 	for _, it := range items {
 		parts := strings.Split(it.Labels["Name"], "/")
 		if len(parts) < 3 {
@@ -110,35 +169,27 @@ func collect(items []dataItem) []*row {
 		if !ok || (sideName != "upstream" && sideName != "workbench") {
 			continue
 		}
-		key := shape + "/" + parts[2]
+		key := parts[1] + "/" + parts[2]
 		r := byKey[key]
 		if r == nil {
-			r = &row{shape: shape, workload: parts[2]}
+			r = &result{shape: shape, workload: parts[2], sideName: sideName}
 			byKey[key] = r
-		}
-		s := &r.upstream
-		if sideName == "workbench" {
-			s = &r.workbench
+			order = append(order, key)
 		}
 		switch it.Labels["Metric"] {
 		case "SchedulingThroughput":
-			s.throughput, s.seen = it.Data["Average"], true
+			r.throughput = it.Data["Average"]
 		case "scheduler_scheduling_attempt_duration_seconds":
 			if it.Labels["result"] == "scheduled" {
-				s.attemptP50, s.attemptP99 = it.Data["Perc50"], it.Data["Perc99"]
+				r.p50, r.p99 = it.Data["Perc50"], it.Data["Perc99"]
 			}
-		case "heap_memory_usage":
-			s.heapMaxMB = it.Data["Max"]
 		}
 	}
-	var rows []*row
-	for _, r := range byKey {
-		if r.upstream.seen && r.workbench.seen {
-			rows = append(rows, r)
-		}
+	var out []result
+	for _, k := range order {
+		out = append(out, *byKey[k])
 	}
-	sort.Slice(rows, func(i, j int) bool { return rows[i].shape+rows[i].workload < rows[j].shape+rows[j].workload })
-	return rows
+	return out
 }
 
 func cutLast(s, sep string) (string, string, bool) {
@@ -149,38 +200,32 @@ func cutLast(s, sep string) (string, string, bool) {
 	return s[:i], s[i+len(sep):], true
 }
 
-func markdown(rows []*row, source, chart string) string {
+func markdown(rows []*row, chart string) string {
 	var b strings.Builder
 	fmt.Fprintln(&b, beginMarker)
 	fmt.Fprintln(&b, "## scheduler_perf: upstream's default profile beside ours")
 	fmt.Fprintln(&b)
-	fmt.Fprintf(&b, "Machine: %d cores, %s. Generated %s at commit %s from (bench/results/perf/, file names carry each run's time): `%s`.\n\n",
-		runtime.NumCPU(), cpuModel(), time.Now().UTC().Format("2006-01-02"), commit(), source)
-	fmt.Fprintln(&b, "| workload | upstream pods/s | workbench pods/s | ratio | attempt p50 up / wb | attempt p99 up / wb | peak heap up / wb |")
-	fmt.Fprintln(&b, "|---|---|---|---|---|---|---|")
+	fmt.Fprintf(&b, "Machine: %d cores, %s. Generated %s at commit %s from bench/results/perf/ (run records `*.run`).\n\n",
+		runtime.NumCPU(), cpuModel(), time.Now().UTC().Format("2006-01-02"), commit())
+	fmt.Fprintln(&b, "| workload | run | upstream pods/s | workbench pods/s | ratio | attempt p50 up / wb | attempt p99 up / wb | peak RSS up / wb | repeats |")
+	fmt.Fprintln(&b, "|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rows {
 		ratio := 0.0
 		if r.upstream.throughput > 0 {
 			ratio = r.workbench.throughput / r.upstream.throughput
 		}
-		fmt.Fprintf(&b, "| %s/%s | %.1f | %.1f | %.2f | %.0f / %.0f ms | %.0f / %.0f ms | %.0f / %.0f MB |\n",
-			r.shape, r.workload, r.upstream.throughput, r.workbench.throughput, ratio,
+		fmt.Fprintf(&b, "| %s/%s | %s | %.1f | %.1f | %.2f | %.1f / %.1f ms | %.0f / %.0f ms | %.0f / %.0f MiB | %d |\n",
+			r.shape, r.workload, r.run, r.upstream.throughput, r.workbench.throughput, ratio,
 			r.upstream.attemptP50, r.workbench.attemptP50, r.upstream.attemptP99, r.workbench.attemptP99,
-			r.upstream.heapMaxMB, r.workbench.heapMaxMB)
+			r.upstream.peakRSSMB, r.workbench.peakRSSMB, r.upstream.runs)
 	}
 	fmt.Fprintln(&b)
 	fmt.Fprintf(&b, "![throughput per workload](%s)\n\n", chart)
-	fmt.Fprintln(&b, "Pods/s is scheduler_perf's SchedulingThroughput average over the measured pods; attempt")
-	fmt.Fprintln(&b, "latencies are `scheduler_scheduling_attempt_duration_seconds` (result=scheduled). Peak heap is")
-	fmt.Fprintln(&b, "the Go heap of the whole benchmark process (apiserver and scheduler share it), not RSS.")
-	fmt.Fprintln(&b)
-	fmt.Fprintln(&b, "Deviations from upstream's configs: the workload shapes, templates and sizes are upstream's")
-	fmt.Fprintln(&b, "(templates copied unchanged); each shape runs once per profile, named `<Shape>_upstream` and")
-	fmt.Fprintln(&b, "`<Shape>_workbench`; both profiles are derived from `manifests/scheduler-config.yaml` with the")
-	fmt.Fprintln(&b, "profile renamed `default-scheduler` (scheduler_perf's pods name no scheduler), and upstream's")
-	fmt.Fprintln(&b, "loses our plugins and their pluginConfig. One iteration per workload (`-benchtime 1x`),")
-	fmt.Fprintln(&b, "upstream's first. Apiserver, etcd and scheduler share the cores: run-to-run noise here is")
-	fmt.Fprintln(&b, "15-30 %, so a ratio between 0.8 and 1.2 from one run means \"no measured difference\".")
+	fmt.Fprintln(&b, "Pods/s is scheduler_perf's SchedulingThroughput average over the measured pods, averaged over")
+	fmt.Fprintln(&b, "the run's repeats; attempt latencies are `scheduler_scheduling_attempt_duration_seconds`")
+	fmt.Fprintln(&b, "(result=scheduled). Each test case runs in its own process; peak RSS is that process's VmHWM:")
+	fmt.Fprintln(&b, "kube-apiserver, its watch cache and the scheduler together (etcd is a separate process), so")
+	fmt.Fprintln(&b, "the difference between the columns is the scheduler's.")
 	fmt.Fprintln(&b, endMarker)
 	return b.String()
 }
