@@ -171,7 +171,7 @@ func (pl *IndexedPodTopologySpread) PreFilter(ctx context.Context, cycleState fw
 	pl.index.sync(logger, nodes)
 	for i := range constraints {
 		c := &constraints[i]
-		a := pl.index.aggregateFor(logger, pod.Namespace, c.Selector, c.TopologyKey, keys, pl.nodeFilterFor(pod, c, affinityKey, tolerationsKey, &affinity))
+		a := pl.index.aggregateFor(ctx, logger, pod.Namespace, c.Selector, c.TopologyKey, keys, pl.nodeFilterFor(pod, c, affinityKey, tolerationsKey, &affinity))
 		s.views[i] = domainView{counts: a, minPods: a.minimum(), domains: a.domains}
 	}
 	publishFigures(pl.index)

@@ -1,6 +1,7 @@
 package topologyspread
 
 import (
+	"context"
 	"math"
 	"slices"
 	"strings"
@@ -34,6 +35,9 @@ const (
 type spreadIndex struct {
 	mu    sync.Mutex
 	clock clock.PassiveClock
+	// parallelizer spreads a new selector's first count (a walk over every pod) over the
+	// scheduler's workers, as upstream spreads its per-cycle walk.
+	parallelizer fwk.Parallelizer
 	// enableComparisonOperators is passed to the taint matcher, as upstream does.
 	enableComparisonOperators bool
 
@@ -110,9 +114,10 @@ type domainCounts struct {
 	lastUsed  time.Time
 }
 
-func newSpreadIndex(clk clock.PassiveClock, enableComparisonOperators bool) *spreadIndex {
+func newSpreadIndex(clk clock.PassiveClock, enableComparisonOperators bool, parallelizer fwk.Parallelizer) *spreadIndex {
 	return &spreadIndex{
 		clock:                     clk,
+		parallelizer:              parallelizer,
 		enableComparisonOperators: enableComparisonOperators,
 		byName:                    map[string]*nodeSlot{},
 		selectors:                 map[string]*selectorCounts{},
@@ -244,7 +249,7 @@ func (idx *spreadIndex) recountNode(logger klog.Logger, s *nodeSlot) {
 }
 
 // selectorFor returns the counts for selector in namespace, building them (O(pods)) on first use.
-func (idx *spreadIndex) selectorFor(namespace string, selector labels.Selector) *selectorCounts {
+func (idx *spreadIndex) selectorFor(ctx context.Context, namespace string, selector labels.Selector) *selectorCounts {
 	countsNothing := selector.Empty()
 	var key string
 	if countsNothing {
@@ -265,9 +270,15 @@ func (idx *spreadIndex) selectorFor(namespace string, selector labels.Selector) 
 		perNode:       make([]int32, len(idx.slots)),
 		lastUsed:      now,
 	}
-	for _, s := range idx.slots {
-		if s != nil {
-			sc.setCount(s.id, sc.countOn(s.info.GetPods()))
+	if !countsNothing {
+		// Each worker writes only its own slots' entries.
+		idx.parallelizer.Until(ctx, len(idx.slots), func(i int) {
+			if s := idx.slots[i]; s != nil {
+				sc.perNode[i] = int32(sc.countOn(s.info.GetPods()))
+			}
+		}, Name)
+		for _, n := range sc.perNode {
+			sc.pods += int64(n)
 		}
 	}
 	idx.selectors[key] = sc
@@ -277,8 +288,8 @@ func (idx *spreadIndex) selectorFor(namespace string, selector labels.Selector) 
 }
 
 // aggregateFor returns the domain counts for one constraint, building them (O(nodes)) on first use.
-func (idx *spreadIndex) aggregateFor(logger klog.Logger, namespace string, selector labels.Selector, topologyKey string, requiredKeys []string, filter nodeFilter) *domainCounts {
-	sc := idx.selectorFor(namespace, selector)
+func (idx *spreadIndex) aggregateFor(ctx context.Context, logger klog.Logger, namespace string, selector labels.Selector, topologyKey string, requiredKeys []string, filter nodeFilter) *domainCounts {
+	sc := idx.selectorFor(ctx, namespace, selector)
 	var b strings.Builder
 	b.WriteString(sc.key)
 	b.WriteByte(0)

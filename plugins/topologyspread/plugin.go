@@ -100,7 +100,7 @@ func newPlugin(ctx context.Context, obj runtime.Object, h fwk.Handle, fts featur
 		fts:                fts,
 		sharedLister:       h.SnapshotSharedLister(),
 		defaultConstraints: args.DefaultConstraints,
-		index:              newSpreadIndex(clk, fts.EnableTaintTolerationComparisonOperators),
+		index:              newSpreadIndex(clk, fts.EnableTaintTolerationComparisonOperators, h.Parallelizer()),
 		upstream:           up.(*podtopologyspread.PodTopologySpread),
 	}
 	if args.DefaultingType == schedconfig.SystemDefaulting {

@@ -105,10 +105,10 @@ func (pl *IndexedPodTopologySpread) PreScore(ctx context.Context, cycleState fwk
 	for i := range constraints {
 		c := &constraints[i]
 		if c.TopologyKey == v1.LabelHostname {
-			s.perNode[i] = pl.index.selectorFor(pod.Namespace, c.Selector)
+			s.perNode[i] = pl.index.selectorFor(ctx, pod.Namespace, c.Selector)
 			continue
 		}
-		s.domains[i] = pl.index.aggregateFor(logger, pod.Namespace, c.Selector, c.TopologyKey, keys, pl.nodeFilterFor(pod, c, affinityKey, tolerationsKey, &affinity))
+		s.domains[i] = pl.index.aggregateFor(ctx, logger, pod.Namespace, c.Selector, c.TopologyKey, keys, pl.nodeFilterFor(pod, c, affinityKey, tolerationsKey, &affinity))
 	}
 	publishFigures(pl.index)
 	pl.index.mu.Unlock()
