@@ -26,7 +26,7 @@ import (
 	"k8s.io/kubernetes/pkg/scheduler/framework/plugins/feature"
 	"k8s.io/kubernetes/pkg/scheduler/framework/plugins/podtopologyspread"
 	frameworkruntime "k8s.io/kubernetes/pkg/scheduler/framework/runtime"
-	"k8s.io/utils/clock"
+	testingclock "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 )
 
@@ -131,6 +131,8 @@ type world struct {
 	assumed  map[types.UID]bool
 	nextID   int
 	fts      feature.Features
+	// clock moves minutes per step in sequences, so the index drops idle counts and rebuilds them.
+	clock *testingclock.FakeClock
 }
 
 var (
@@ -187,7 +189,8 @@ func newWorldSized(t testing.TB, seed int64, numNodes int) *world {
 		t.Fatal(err)
 	}
 	w.upstream = up.(*podtopologyspread.PodTopologySpread)
-	w.ours, err = newPlugin(ctx, args, fh, w.fts, clock.RealClock{})
+	w.clock = testingclock.NewFakeClock(time.Unix(0, 0))
+	w.ours, err = newPlugin(ctx, args, fh, w.fts, w.clock)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +207,10 @@ func newWorldSized(t testing.TB, seed int64, numNodes int) *world {
 	return w
 }
 
-func (w *world) stop() { w.cancel() }
+func (w *world) stop() {
+	coverage.indexDrops += w.ours.index.stats.dropped
+	w.cancel()
+}
 
 func (w *world) randomArgs() *schedconfig.PodTopologySpreadArgs {
 	switch w.rng.Intn(3) {
@@ -417,6 +423,7 @@ func (w *world) randomIncoming() *v1.Pod {
 
 // mutate makes one random change of the kind a cluster sees between scheduling cycles.
 func (w *world) mutate(t testing.TB) {
+	w.clock.Step(time.Duration(w.rng.Intn(240)) * time.Second)
 	switch r := w.rng.Intn(20); {
 	case r < 6:
 		for i, n := 0, 1+w.rng.Intn(3); i < n; i++ {
@@ -504,12 +511,13 @@ func (w *world) place(t testing.TB, pod *v1.Pod, node string) {
 // coverage counts what the random cases exercised, so a run shows it compared more than Skips.
 var coverage struct {
 	preFilterRan, filterRejected, filterUnresolvable, preemptionChecks, preScoreRan, scoresCompared int
+	indexDrops                                                                                      int64
 }
 
 func logCoverage(t *testing.T) {
 	c := coverage
-	t.Logf("PreFilter ran %d, Filter rejected %d (missing label %d), preemption dry runs %d, PreScore ran %d, scores compared %d",
-		c.preFilterRan, c.filterRejected, c.filterUnresolvable, c.preemptionChecks, c.preScoreRan, c.scoresCompared)
+	t.Logf("PreFilter ran %d, Filter rejected %d (missing label %d), preemption dry runs %d, PreScore ran %d, scores compared %d, index drops %d",
+		c.preFilterRan, c.filterRejected, c.filterUnresolvable, c.preemptionChecks, c.preScoreRan, c.scoresCompared, c.indexDrops)
 	if c.filterRejected == 0 || c.preemptionChecks == 0 || c.scoresCompared == 0 {
 		t.Errorf("the random cases never exercised a path: %+v", c)
 	}

@@ -2,6 +2,7 @@ package topologyspread
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -329,6 +330,45 @@ profiles:
 	} {
 		if err == nil || !strings.Contains(err.Error(), field) {
 			t.Errorf("New with invalid args: err = %v, want it to name %s", err, field)
+		}
+	}
+}
+
+// Node churn leaves empty domains behind (hostnames of removed nodes); the index compacts them
+// and still counts as before.
+func TestIndexCompactsDomainsLeftByNodeChurn(t *testing.T) {
+	clk := testingclock.NewFakeClock(time.Unix(0, 0))
+	var pl *IndexedPodTopologySpread
+	pod := st.MakePod().Namespace("ns").Name("incoming").Label("app", "web").
+		SpreadConstraint(1, v1.LabelHostname, v1.DoNotSchedule, st.MakeLabelSelector().Label("app", "web").Obj(), nil, nil, nil, nil).Obj()
+	snapshot := cache.NewEmptySnapshot()
+	pl = newTestPlugin(t, snapshot, nil, clk)
+	for round := range 4 {
+		var nodes []*v1.Node
+		var pods []*v1.Pod
+		for i := range 100 {
+			name := fmt.Sprintf("r%d-n%d", round, i)
+			nodes = append(nodes, zoneNode(name, "z1"))
+			if i%2 == 0 {
+				pods = append(pods, appPod("p-"+name, name))
+			}
+		}
+		// The plugin reads whatever its handle's snapshot holds; swap the contents in place.
+		*snapshot = *cache.NewSnapshot(pods, nodes)
+		clk.Step(sweepInterval + time.Second)
+		got := filterAll(t, pl, snapshot, pod)
+		for name, status := range got {
+			var i int
+			fmt.Sscanf(name[strings.Index(name, "-n")+2:], "%d", &i)
+			wantOK := i%2 == 1
+			if (status == fwk.Success.String()) != wantOK {
+				t.Fatalf("round %d: Filter on %s = %s, want success %v", round, name, status, wantOK)
+			}
+		}
+	}
+	for _, a := range pl.index.aggregates {
+		if len(a.domainName) > 2*a.domains+64 {
+			t.Errorf("domain table holds %d names for %d live domains after churn", len(a.domainName), a.domains)
 		}
 	}
 }
