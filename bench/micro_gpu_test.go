@@ -117,12 +117,18 @@ func BenchmarkFilterScore7500Nodes(b *testing.B) {
 	plugins := microPlugins(b, snapshot)
 	pods := map[string]*corev1.Pod{"gpu-pod": benchPod("ns", "incoming-gpu", 1), "cpu-pod": benchPod("ns", "incoming-cpu", 0)}
 	for _, podKind := range sortedKeys(pods) {
+		nsPerOp := map[string]float64{}
 		for _, name := range []string{"NodeResourcesFit", "GPUAffinity"} {
 			b.Run(podKind+"/"+name, func(b *testing.B) {
 				for b.Loop() {
 					filterScoreOnce(b, plugins[name], pods[podKind], nodes)
 				}
+				nsPerOp[name] = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
 			})
+		}
+		if fit, gpu := nsPerOp["NodeResourcesFit"], nsPerOp["GPUAffinity"]; fit > 0 && gpu > 0 {
+			fmt.Printf("GPUAffinity, %s, 7,500 nodes / 200,000 pods: %.2f ms/pod, %.2fx upstream's NodeResourcesFit (%.2f ms/pod)\n",
+				podKind, gpu/1e6, gpu/fit, fit/1e6)
 		}
 	}
 }

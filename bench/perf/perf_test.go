@@ -3,9 +3,11 @@
 package perf
 
 import (
+	"bytes"
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -26,6 +28,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	start := time.Now()
+	if c := os.Getenv("PERF_CASE"); c != "" {
+		go reportProgress(c, os.Getenv("ARTIFACTS"), 30*time.Second)
+	}
 	code := m.Run()
 	if run := os.Getenv("PERF_RUN"); run != "" && code == 0 {
 		if err := writeRunRecord(run, os.Getenv("PERF_CASE"), start); err != nil {
@@ -34,6 +39,43 @@ func TestMain(m *testing.M) {
 		}
 	}
 	os.Exit(code)
+}
+
+// reportProgress prints, every interval, how many pods the scheduler has bound so far in the
+// running workload, read from the newest per-test log scheduler_perf writes under dir.
+func reportProgress(testCase, dir string, interval time.Duration) {
+	var file string
+	var offset int64
+	bound := 0
+	for range time.Tick(interval) {
+		logs, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+		var newest string
+		var newestTime time.Time
+		for _, l := range logs {
+			if st, err := os.Stat(l); err == nil && st.ModTime().After(newestTime) {
+				newest, newestTime = l, st.ModTime()
+			}
+		}
+		if newest == "" {
+			continue
+		}
+		if newest != file {
+			file, offset, bound = newest, 0, 0
+		}
+		f, err := os.Open(file)
+		if err != nil {
+			continue
+		}
+		data, _ := io.ReadAll(io.NewSectionReader(f, offset, 1<<40))
+		f.Close()
+		// Count only whole lines; a partial last line is read again next time.
+		if i := bytes.LastIndexByte(data, '\n'); i >= 0 {
+			data = data[:i+1]
+			offset += int64(len(data))
+			bound += bytes.Count(data, []byte("Successfully bound pod to node"))
+		}
+		fmt.Fprintf(os.Stderr, "  progress %s %s: %d pods bound by the scheduler\n", time.Now().UTC().Format("15:04:05"), testCase, bound)
+	}
 }
 
 // runRecord ties one process's scheduler_perf result file to its run, its test case and the
@@ -65,6 +107,14 @@ func writeRunRecord(run, testCase string, start time.Time) error {
 	peak, err := peakRSS()
 	if err != nil {
 		return err
+	}
+	// CPU profiles the workload asked for get this run's name, so the next case keeps its own.
+	for _, profile := range []string{"cpu-setup.pprof", "cpu-measured.pprof"} {
+		if st, err := os.Stat(filepath.Join(dir, profile)); err == nil && !st.ModTime().Before(start) {
+			if err := os.Rename(filepath.Join(dir, profile), filepath.Join(dir, strings.TrimSuffix(results, ".json")+"-"+profile)); err != nil {
+				return err
+			}
+		}
 	}
 	data, err := json.MarshalIndent(runRecord{Run: run, Case: testCase, Label: flag.Lookup("perf-scheduling-label-filter").Value.String(), Results: results, PeakRSSBytes: peak}, "", "  ")
 	if err != nil {

@@ -51,6 +51,8 @@ type spreadIndex struct {
 	changed    []*nodeSlot
 
 	selectors map[string]*selectorCounts
+	// countedPods is the sum of the selectors' pods, kept for the metrics.
+	countedPods int64
 	// byNamespace lists the selectors of each namespace, so a recount matches each pod only
 	// against selectors of its own namespace.
 	byNamespace map[string][]*selectorCounts
@@ -207,7 +209,7 @@ func (idx *spreadIndex) removeSlot(s *nodeSlot) {
 		for _, a := range sc.aggregates {
 			a.move(s.id, -1, old, 0)
 		}
-		sc.setCount(s.id, 0)
+		idx.countedPods += sc.setCount(s.id, 0)
 	}
 	delete(idx.byName, s.name)
 	idx.slots[s.id] = nil
@@ -244,7 +246,7 @@ func (idx *spreadIndex) recountNode(logger klog.Logger, s *nodeSlot) {
 			}
 			a.move(s.id, domain, old, sc.scratch)
 		}
-		sc.setCount(s.id, sc.scratch)
+		idx.countedPods += sc.setCount(s.id, sc.scratch)
 	}
 }
 
@@ -280,6 +282,7 @@ func (idx *spreadIndex) selectorFor(ctx context.Context, namespace string, selec
 		for _, n := range sc.perNode {
 			sc.pods += int64(n)
 		}
+		idx.countedPods += sc.pods
 	}
 	idx.selectors[key] = sc
 	idx.byNamespace[namespace] = append(idx.byNamespace[namespace], sc)
@@ -357,6 +360,7 @@ func (idx *spreadIndex) maybeSweep() {
 	for key, sc := range idx.selectors {
 		if len(sc.aggregates) == 0 && now.Sub(sc.lastUsed) > idleTTL {
 			delete(idx.selectors, key)
+			idx.countedPods -= sc.pods
 			idx.byNamespace[sc.namespace] = slices.DeleteFunc(idx.byNamespace[sc.namespace], func(x *selectorCounts) bool { return x == sc })
 			if len(idx.byNamespace[sc.namespace]) == 0 {
 				delete(idx.byNamespace, sc.namespace)
@@ -388,15 +392,18 @@ func (sc *selectorCounts) count(id int32) int64 {
 	return 0
 }
 
-func (sc *selectorCounts) setCount(id int32, n int64) {
+// setCount sets a node's count and returns the change in the selector's total.
+func (sc *selectorCounts) setCount(id int32, n int64) int64 {
 	if int(id) >= len(sc.perNode) {
 		if n == 0 {
-			return
+			return 0
 		}
 		sc.perNode = append(sc.perNode, make([]int32, int(id)+1-len(sc.perNode))...)
 	}
-	sc.pods += n - int64(sc.perNode[id])
+	delta := n - int64(sc.perNode[id])
+	sc.pods += delta
 	sc.perNode[id] = int32(n)
+	return delta
 }
 
 func (a *domainCounts) reset() {

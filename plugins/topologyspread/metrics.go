@@ -62,11 +62,7 @@ func publishFigures(idx *spreadIndex) {
 
 // figures must be called with idx.mu held.
 func (idx *spreadIndex) figures() indexFigures {
-	f := indexFigures{selectors: len(idx.selectors), aggregates: len(idx.aggregates), stats: idx.stats}
-	for _, sc := range idx.selectors {
-		f.countedPods += int(sc.pods)
-	}
-	return f
+	return indexFigures{selectors: len(idx.selectors), aggregates: len(idx.aggregates), countedPods: int(idx.countedPods), stats: idx.stats}
 }
 
 type indexCollector struct {

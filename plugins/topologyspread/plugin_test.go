@@ -257,6 +257,9 @@ func TestIndexDropsIdleCounts(t *testing.T) {
 	if _, ok := pl.index.selectors["ns\x00app=db"]; ok || len(pl.index.selectors) != 1 {
 		t.Errorf("selectors after db went idle: %v, want only app=web", keys(pl.index.selectors))
 	}
+	if want := pl.index.selectors["ns\x00app=web"].pods; pl.index.countedPods != want {
+		t.Errorf("countedPods = %d, want %d (web's pods only)", pl.index.countedPods, want)
+	}
 	if pl.index.stats.dropped != 2 {
 		t.Errorf("dropped = %d, want 2 (db's selector and its domain table)", pl.index.stats.dropped)
 	}
