@@ -57,10 +57,10 @@ bench-xlarge: bin/etcd
 PERF_LABEL ?= quick
 PERF_REPEAT ?= 1
 PERF_TIMEOUT ?= 60m
-PERF_SHAPES_quick := SchedulingBasic TopologySpreading PreferredTopologySpreading DefaultTopologySpreading
+PERF_SHAPES_quick := SchedulingBasic TopologySpreading PreferredTopologySpreading DefaultTopologySpreading WorkbenchMix
 PERF_SHAPES_large := $(PERF_SHAPES_quick) Dense
 PERF_SHAPES_xlarge := Uber
-PERF_SHAPES_smoke := Dense Uber
+PERF_SHAPES_smoke := Dense Uber WorkbenchMix
 .PHONY: perf bench-large bench-xlarge
 # One process per test case, so each case's peak RSS is its own. Progress (pods scheduled so
 # far) is printed every ~20 s; full logs go to bench/results/perf/logs/.
