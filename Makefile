@@ -67,13 +67,13 @@ PERF_SHAPES_smoke := Dense Uber WorkbenchMix
 perf:
 	mkdir -p bench/results/perf/logs
 	$(GO) test -c -o bin/perf.test ./bench/perf
-	run=$$(date -u +%Y%m%dT%H%M%SZ); \
+	run=$$(date -u +%Y%m%dT%H%M%SZ); commit=$$(git rev-parse --short HEAD)$$(git diff --quiet HEAD -- . || echo +dirty); \
 	for shape in $(PERF_SHAPES_$(PERF_LABEL)); do \
 	  order="upstream workbench"; [ "$(PERF_REPEAT)" = 2 ] && order="upstream workbench workbench upstream"; \
 	  for side in $$order; do \
 	    echo "== $$(date -u +%H:%M:%S) $${shape}_$$side ($(PERF_LABEL))"; \
 	    (cd bench/perf && PATH=$(CURDIR)/bin:$$PATH ARTIFACTS=$(CURDIR)/bench/results/perf/logs \
-	      PERF_RUN=$$run PERF_CASE=$${shape}_$$side ../../bin/perf.test -test.run '^$$' \
+	      PERF_RUN=$$run PERF_COMMIT=$$commit PERF_CASE=$${shape}_$$side ../../bin/perf.test -test.run '^$$' \
 	      -test.bench "BenchmarkPerfScheduling/^$${shape}_$$side\$$/" -test.benchtime 1x -test.timeout $(PERF_TIMEOUT) \
 	      -perf-scheduling-label-filter=$(PERF_LABEL) -data-items-dir=../results/perf) \
 	    | awk '/^Benchmark/ {t = "no throughput samples"; for (i = 2; i <= NF; i++) if ($$i == "SchedulingThroughput/Average") t = $$(i-1) " pods/s"; print $$1, t; fflush()} \

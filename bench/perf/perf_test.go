@@ -85,6 +85,7 @@ type runRecord struct {
 	Run          string `json:"run"`
 	Case         string `json:"case"`
 	Label        string `json:"label"`
+	Commit       string `json:"commit"`
 	Results      string `json:"results"`
 	PeakRSSBytes int64  `json:"peakRSSBytes"`
 }
@@ -116,7 +117,7 @@ func writeRunRecord(run, testCase string, start time.Time) error {
 			}
 		}
 	}
-	data, err := json.MarshalIndent(runRecord{Run: run, Case: testCase, Label: flag.Lookup("perf-scheduling-label-filter").Value.String(), Results: results, PeakRSSBytes: peak}, "", "  ")
+	data, err := json.MarshalIndent(runRecord{Run: run, Case: testCase, Label: flag.Lookup("perf-scheduling-label-filter").Value.String(), Commit: os.Getenv("PERF_COMMIT"), Results: results, PeakRSSBytes: peak}, "", "  ")
 	if err != nil {
 		return err
 	}

@@ -116,7 +116,8 @@ func TestGPUAffinityWithShippedConfig(t *testing.T) {
 	}
 
 	// What /metrics serves: the scheduler registers into the process's legacy registry. The
-	// gauges read the scheduler's informer cache, which may trail the apiserver: poll.
+	// gauges read the scheduler's informer cache, which may trail the apiserver, and are
+	// recomputed at most every 10 s: poll for longer than that.
 	wantAtLeastOne := []string{
 		`workbench_gpuaffinity_filter_rejections_total{reason="invalid_request"}`,
 		`workbench_gpuaffinity_filter_rejections_total{reason="cpu_pod_on_gpu_node"}`,
@@ -130,7 +131,7 @@ func TestGPUAffinityWithShippedConfig(t *testing.T) {
 		`workbench_gpu_free_on_idle_nodes`:                    0,
 	}
 	var problems []string
-	err = wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, 15*time.Second, true, func(context.Context) (bool, error) {
+	err = wait.PollUntilContextTimeout(context.Background(), 500*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
 		text := scrape(t)
 		problems = nil
 		for _, series := range wantAtLeastOne {

@@ -33,9 +33,9 @@ type side struct {
 }
 
 type row struct {
-	shape, workload, run string
-	upstream             side
-	workbench            side
+	shape, workload, run, commit string
+	upstream                     side
+	workbench                    side
 }
 
 // runRecord is written by bench/perf's TestMain: one per process, i.e. per test case and repeat.
@@ -43,14 +43,15 @@ type runRecord struct {
 	Run          string `json:"run"`
 	Case         string `json:"case"`
 	Label        string `json:"label"`
+	Commit       string `json:"commit"`
 	Results      string `json:"results"`
 	PeakRSSBytes int64  `json:"peakRSSBytes"`
 }
 
 // result is one side of one workload from one process.
 type result struct {
-	shape, workload, sideName, run string
-	throughput, p50, p99, rssMB    float64
+	shape, workload, sideName, run, commit string
+	throughput, p50, p99, rssMB            float64
 }
 
 func main() {
@@ -85,7 +86,7 @@ func run(resultsDir, out, chart string) error {
 			return err
 		}
 		for _, r := range collect(doc.DataItems) {
-			r.run = rec.Run
+			r.run, r.commit = rec.Run, rec.Commit
 			r.rssMB = float64(rec.PeakRSSBytes) / (1 << 20)
 			results = append(results, r)
 		}
@@ -123,7 +124,7 @@ func combine(results []result) []*row {
 		key := r.shape + "/" + r.workload + "/" + r.run
 		rw := byRun[key]
 		if rw == nil {
-			rw = &row{shape: r.shape, workload: r.workload, run: r.run}
+			rw = &row{shape: r.shape, workload: r.workload, run: r.run, commit: r.commit}
 			byRun[key] = rw
 		}
 		s := &rw.upstream
@@ -207,15 +208,19 @@ func markdown(rows []*row, chart string) string {
 	fmt.Fprintln(&b)
 	fmt.Fprintf(&b, "Machine: %d cores, %s. Generated %s at commit %s from bench/results/perf/ (run records `*.run`).\n\n",
 		runtime.NumCPU(), cpuModel(), time.Now().UTC().Format("2006-01-02"), commit())
-	fmt.Fprintln(&b, "| workload | run | upstream pods/s | workbench pods/s | ratio | attempt p50 up / wb | attempt p99 up / wb | peak RSS up / wb | repeats |")
+	fmt.Fprintln(&b, "| workload | run (commit) | upstream pods/s | workbench pods/s | ratio | attempt p50 up / wb | attempt p99 up / wb | peak RSS up / wb | repeats |")
 	fmt.Fprintln(&b, "|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rows {
 		ratio := 0.0
 		if r.upstream.throughput > 0 {
 			ratio = r.workbench.throughput / r.upstream.throughput
 		}
+		run := r.run
+		if r.commit != "" {
+			run += " (" + r.commit + ")"
+		}
 		fmt.Fprintf(&b, "| %s/%s | %s | %.1f | %.1f | %.2f | %.1f / %.1f ms | %.0f / %.0f ms | %.0f / %.0f MiB | %d |\n",
-			r.shape, r.workload, r.run, r.upstream.throughput, r.workbench.throughput, ratio,
+			r.shape, r.workload, run, r.upstream.throughput, r.workbench.throughput, ratio,
 			r.upstream.attemptP50, r.workbench.attemptP50, r.upstream.attemptP99, r.workbench.attemptP99,
 			r.upstream.peakRSSMB, r.workbench.peakRSSMB, r.upstream.runs)
 	}
