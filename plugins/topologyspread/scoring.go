@@ -101,7 +101,10 @@ func (pl *IndexedPodTopologySpread) PreScore(ctx context.Context, cycleState fwk
 	logger := klog.FromContext(ctx)
 
 	pl.index.mu.Lock()
-	pl.index.sync(logger, allNodes)
+	// PreFilter of this cycle already synced the index with the same snapshot.
+	if pf, err := getPreFilterState(cycleState); err != nil || pf.delegated {
+		pl.index.sync(logger, allNodes)
+	}
 	for i := range constraints {
 		c := &constraints[i]
 		if c.TopologyKey == v1.LabelHostname {
