@@ -64,9 +64,9 @@ type spreadIndex struct {
 
 // indexStats are cumulative; metrics read them.
 type indexStats struct {
-	syncs, nodesRecounted, nodesRemoved int64
-	selectorBuilds, aggregateBuilds     int64
-	dropped                             int64
+	nodesRecounted                  int64
+	selectorBuilds, aggregateBuilds int64
+	dropped                         int64
 }
 
 type nodeSlot struct {
@@ -135,7 +135,6 @@ func (idx *spreadIndex) sync(logger klog.Logger, nodes []fwk.NodeInfo) {
 	start := time.Now()
 	defer func() { syncDuration.Observe(time.Since(start).Seconds()) }()
 	idx.epoch++
-	idx.stats.syncs++
 	if cap(idx.positional) < len(nodes) {
 		idx.positional = slices.Grow(idx.positional[:0], len(nodes))
 	}
@@ -214,7 +213,6 @@ func (idx *spreadIndex) removeSlot(s *nodeSlot) {
 	delete(idx.byName, s.name)
 	idx.slots[s.id] = nil
 	idx.freeSlots = append(idx.freeSlots, s.id)
-	idx.stats.nodesRemoved++
 }
 
 func (idx *spreadIndex) recountNode(logger klog.Logger, s *nodeSlot) {
