@@ -106,8 +106,8 @@ func (s *preFilterState) ensurePaths(i int) *domainView {
 		for j := range s.views {
 			p := newCriticalPaths()
 			a := s.views[j].counts
-			for id, name := range a.domainName {
-				if a.nodes[id] > 0 {
+			for id, n := range a.nodes {
+				if name := a.table.names[id]; n > 0 {
 					p.update(name, int(a.pods[id]))
 				}
 			}

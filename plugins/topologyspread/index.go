@@ -57,7 +57,9 @@ type spreadIndex struct {
 	// against selectors of its own namespace.
 	byNamespace map[string][]*selectorCounts
 	aggregates  map[string]*domainCounts
-	lastSweep   time.Time
+	// domainTables are keyed by topology key.
+	domainTables map[string]*domainTable
+	lastSweep    time.Time
 
 	stats indexStats
 }
@@ -93,6 +95,23 @@ type selectorCounts struct {
 	lastUsed      time.Time
 }
 
+// domainTable interns the values of one topology key, so that the domain tables of many
+// selectors (7,500 hostnames each, for a hostname key) share one map of names.
+type domainTable struct {
+	id    map[string]int32
+	names []string
+}
+
+func (t *domainTable) intern(value string) int32 {
+	id, ok := t.id[value]
+	if !ok {
+		id = int32(len(t.names))
+		t.id[value] = id
+		t.names = append(t.names, value)
+	}
+	return id
+}
+
 // domainCounts sums a selector's per-node counts by topology domain, over the nodes that a
 // constraint counts (required topology keys present, node filter passed).
 type domainCounts struct {
@@ -103,10 +122,10 @@ type domainCounts struct {
 	filter       nodeFilter
 
 	nodeDomain []int32 // by slot id; -1 when the node is not counted
-	domainID   map[string]int32
-	domainName []string
-	pods       []int64 // matching pods by domain id
-	nodes      []int32 // counted nodes by domain id
+	// table names the domains of topologyKey; it is shared by every table of that key.
+	table *domainTable
+	pods  []int64 // matching pods by domain id
+	nodes []int32 // counted nodes by domain id
 	// domains is the number of domain ids with nodes > 0, i.e. upstream's len(TpValueToMatchNum).
 	domains int
 	// histogram maps a pod count to the number of domains with that count, for the minimum.
@@ -125,6 +144,7 @@ func newSpreadIndex(clk clock.PassiveClock, enableComparisonOperators bool, para
 		selectors:                 map[string]*selectorCounts{},
 		byNamespace:               map[string][]*selectorCounts{},
 		aggregates:                map[string]*domainCounts{},
+		domainTables:              map[string]*domainTable{},
 		lastSweep:                 clk.Now(),
 	}
 }
@@ -317,6 +337,7 @@ func (idx *spreadIndex) aggregateFor(ctx context.Context, logger klog.Logger, na
 		topologyKey:  topologyKey,
 		requiredKeys: requiredKeys,
 		filter:       filter,
+		table:        idx.tableFor(topologyKey),
 		lastUsed:     now,
 	}
 	a.reset()
@@ -325,6 +346,15 @@ func (idx *spreadIndex) aggregateFor(ctx context.Context, logger klog.Logger, na
 	idx.aggregates[key] = a
 	idx.stats.aggregateBuilds++
 	return a
+}
+
+func (idx *spreadIndex) tableFor(topologyKey string) *domainTable {
+	t := idx.domainTables[topologyKey]
+	if t == nil {
+		t = &domainTable{id: map[string]int32{}}
+		idx.domainTables[topologyKey] = t
+	}
+	return t
 }
 
 func (idx *spreadIndex) fill(logger klog.Logger, a *domainCounts) {
@@ -348,11 +378,30 @@ func (idx *spreadIndex) maybeSweep() {
 			delete(idx.aggregates, key)
 			a.sel.aggregates = slices.DeleteFunc(a.sel.aggregates, func(x *domainCounts) bool { return x == a })
 			idx.stats.dropped++
+		}
+	}
+	// A key's names outgrow its live domains when nodes come and go (hostnames); start the
+	// key's table afresh and refill its domain tables.
+	used := map[string]bool{}
+	for _, a := range idx.aggregates {
+		used[a.topologyKey] = true
+	}
+	for topologyKey, t := range idx.domainTables {
+		if !used[topologyKey] {
+			delete(idx.domainTables, topologyKey)
 			continue
 		}
-		if len(a.domainName) > 2*a.domains+64 {
-			a.reset()
-			idx.fill(klog.Background(), a)
+		if len(t.names) <= 2*len(idx.byName)+64 {
+			continue
+		}
+		delete(idx.domainTables, topologyKey)
+		fresh := idx.tableFor(topologyKey)
+		for _, a := range idx.aggregates {
+			if a.topologyKey == topologyKey {
+				a.table = fresh
+				a.reset()
+				idx.fill(klog.Background(), a)
+			}
 		}
 	}
 	for key, sc := range idx.selectors {
@@ -406,8 +455,6 @@ func (sc *selectorCounts) setCount(id int32, n int64) int64 {
 
 func (a *domainCounts) reset() {
 	a.nodeDomain = nil
-	a.domainID = map[string]int32{}
-	a.domainName = nil
 	a.pods = nil
 	a.nodes = nil
 	a.domains = 0
@@ -433,14 +480,10 @@ func (a *domainCounts) domainOf(logger klog.Logger, node *v1.Node, enableCompari
 			return -1
 		}
 	}
-	value := node.Labels[a.topologyKey]
-	id, ok := a.domainID[value]
-	if !ok {
-		id = int32(len(a.domainName))
-		a.domainID[value] = id
-		a.domainName = append(a.domainName, value)
-		a.pods = append(a.pods, 0)
-		a.nodes = append(a.nodes, 0)
+	id := a.table.intern(node.Labels[a.topologyKey])
+	if n := len(a.table.names); len(a.pods) < n {
+		a.pods = append(a.pods, make([]int64, n-len(a.pods))...)
+		a.nodes = append(a.nodes, make([]int32, n-len(a.nodes))...)
 	}
 	return id
 }
@@ -525,8 +568,8 @@ func (a *domainCounts) minimum() int {
 
 // podsIn returns the matching pods in the domain named value, and whether that domain is counted.
 func (a *domainCounts) podsIn(value string) (int, bool) {
-	id, ok := a.domainID[value]
-	if !ok || a.nodes[id] == 0 {
+	id, ok := a.table.id[value]
+	if !ok || int(id) >= len(a.nodes) || a.nodes[id] == 0 {
 		return 0, false
 	}
 	return int(a.pods[id]), true

@@ -369,9 +369,9 @@ func TestIndexCompactsDomainsLeftByNodeChurn(t *testing.T) {
 			}
 		}
 	}
-	for _, a := range pl.index.aggregates {
-		if len(a.domainName) > 2*a.domains+64 {
-			t.Errorf("domain table holds %d names for %d live domains after churn", len(a.domainName), a.domains)
+	for key, table := range pl.index.domainTables {
+		if live := len(pl.index.byName); len(table.names) > 2*live+64 {
+			t.Errorf("%s's domain table holds %d names for %d nodes after churn", key, len(table.names), live)
 		}
 	}
 }
