@@ -18,6 +18,7 @@ import (
 	perf "k8s.io/kubernetes/test/integration/scheduler_perf"
 	"sigs.k8s.io/yaml"
 
+	"github.com/workbench-scheduler/workbench-scheduler/bench/perfrun"
 	"github.com/workbench-scheduler/workbench-scheduler/cmd/workbench-scheduler/app"
 	"github.com/workbench-scheduler/workbench-scheduler/manifests"
 )
@@ -78,18 +79,6 @@ func reportProgress(testCase, dir string, interval time.Duration) {
 	}
 }
 
-// runRecord ties one process's scheduler_perf result file to its run, its test case and the
-// process's peak RSS. make perf runs one test case per process, so the peak is that case's:
-// apiserver and scheduler (in-process), not etcd (a child process).
-type runRecord struct {
-	Run          string `json:"run"`
-	Case         string `json:"case"`
-	Label        string `json:"label"`
-	Commit       string `json:"commit"`
-	Results      string `json:"results"`
-	PeakRSSBytes int64  `json:"peakRSSBytes"`
-}
-
 func writeRunRecord(run, testCase string, start time.Time) error {
 	dir := flag.Lookup("data-items-dir").Value.String()
 	files, err := filepath.Glob(filepath.Join(dir, "BenchmarkPerfScheduling_*.json"))
@@ -117,7 +106,7 @@ func writeRunRecord(run, testCase string, start time.Time) error {
 			}
 		}
 	}
-	data, err := json.MarshalIndent(runRecord{Run: run, Case: testCase, Label: flag.Lookup("perf-scheduling-label-filter").Value.String(), Commit: os.Getenv("PERF_COMMIT"), Results: results, PeakRSSBytes: peak}, "", "  ")
+	data, err := json.MarshalIndent(perfrun.Record{Run: run, Case: testCase, Label: flag.Lookup("perf-scheduling-label-filter").Value.String(), Commit: os.Getenv("PERF_COMMIT"), Results: results, PeakRSSBytes: peak}, "", "  ")
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/workbench-scheduler/workbench-scheduler/bench/perfrun"
 )
 
 const (
@@ -36,16 +38,6 @@ type row struct {
 	shape, workload, run, commit string
 	upstream                     side
 	workbench                    side
-}
-
-// runRecord is written by bench/perf's TestMain: one per process, i.e. per test case and repeat.
-type runRecord struct {
-	Run          string `json:"run"`
-	Case         string `json:"case"`
-	Label        string `json:"label"`
-	Commit       string `json:"commit"`
-	Results      string `json:"results"`
-	PeakRSSBytes int64  `json:"peakRSSBytes"`
 }
 
 // result is one side of one workload from one process.
@@ -72,7 +64,7 @@ func run(resultsDir, out, chart string) error {
 	}
 	var results []result
 	for _, file := range records {
-		var rec runRecord
+		var rec perfrun.Record
 		if err := readJSON(file, &rec); err != nil {
 			return err
 		}
