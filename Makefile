@@ -11,6 +11,8 @@ LDFLAGS := -X $(MODULE)/pkg/version.Version=$(VERSION) \
            -X k8s.io/component-base/version.gitMajor=1 \
            -X k8s.io/component-base/version.gitMinor=37
 GO      ?= go
+comma := ,
+space := $(empty) $(empty)
 # bash with pipefail: a failing benchmark must fail the target even when piped through a filter.
 SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
@@ -100,7 +102,9 @@ verify:
 	$(GO) vet ./...
 	$(GO) mod tidy -diff
 	$(MAKE) generate
-	@git diff --exit-code -- pkg/apis || (echo "generated code is stale: run make generate and commit"; exit 1)
+	@git diff --exit-code -- $(GENERATED) || (echo "generated code is stale: run make generate and commit"; exit 1)
+	@out=$$(git status --porcelain --untracked-files=all -- $(GENERATED)); if [ -n "$$out" ]; then \
+	  echo "generated files are not committed: run make generate and commit"; echo "$$out"; exit 1; fi
 
 fmt:
 	gofmt -w cmd pkg plugins test manifests bench
@@ -108,10 +112,26 @@ fmt:
 clean:
 	rm -rf bin
 
-# Generated code: deepcopy, conversion and defaulting of the plugin args (pkg/apis/config).
-APIS := ./pkg/apis/config ./pkg/apis/config/v1
+# Generated code: deepcopy, conversion and defaulting of the plugin args (pkg/apis/config);
+# deepcopy, typed clientset, listers, informers and CRD YAML of the workbench.dev API.
+APIS := ./pkg/apis/config ./pkg/apis/config/v1 ./pkg/apis/workbench/v1alpha1
+# Group/versions served as CRDs, relative to pkg/apis.
+CRD_APIS := workbench/v1alpha1
+CRD_API_PKGS := $(addprefix $(MODULE)/pkg/apis/,$(CRD_APIS))
+GEN_PKG := $(MODULE)/pkg/generated
+# What generate writes and verify checks is committed and current.
+GENERATED := pkg/apis pkg/generated manifests/crds
+HEADER := --go-header-file hack/boilerplate.go.txt
 .PHONY: generate
 generate:
-	$(GO) tool deepcopy-gen --go-header-file hack/boilerplate.go.txt --output-file zz_generated.deepcopy.go $(APIS)
-	$(GO) tool conversion-gen --go-header-file hack/boilerplate.go.txt --output-file zz_generated.conversion.go ./pkg/apis/config/v1
-	$(GO) tool defaulter-gen --go-header-file hack/boilerplate.go.txt --output-file zz_generated.defaults.go ./pkg/apis/config/v1
+	$(GO) tool deepcopy-gen $(HEADER) --output-file zz_generated.deepcopy.go $(APIS)
+	$(GO) tool conversion-gen $(HEADER) --output-file zz_generated.conversion.go ./pkg/apis/config/v1
+	$(GO) tool defaulter-gen $(HEADER) --output-file zz_generated.defaults.go ./pkg/apis/config/v1
+	@# Start empty so that files of a removed type or version do not survive.
+	rm -rf pkg/generated manifests/crds
+	$(GO) tool client-gen $(HEADER) --clientset-name versioned --input-base $(MODULE)/pkg/apis \
+	  --input $(subst $(space),$(comma),$(CRD_APIS)) --output-dir pkg/generated/clientset --output-pkg $(GEN_PKG)/clientset
+	$(GO) tool lister-gen $(HEADER) --output-dir pkg/generated/listers --output-pkg $(GEN_PKG)/listers $(CRD_API_PKGS)
+	$(GO) tool informer-gen $(HEADER) --versioned-clientset-package $(GEN_PKG)/clientset/versioned \
+	  --listers-package $(GEN_PKG)/listers --output-dir pkg/generated/informers --output-pkg $(GEN_PKG)/informers $(CRD_API_PKGS)
+	$(GO) tool controller-gen crd paths=./pkg/apis/workbench/... output:crd:dir=manifests/crds

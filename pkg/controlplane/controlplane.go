@@ -36,8 +36,8 @@ type ControlPlane struct {
 	stopAPI func()
 }
 
-// Start brings up etcd and the apiserver and returns once the apiserver answers /healthz and
-// the default namespace exists. Callers must call Stop.
+// Start brings up etcd and the apiserver and returns once the apiserver answers /healthz, the
+// default namespace exists and the CRDs in manifests/crds are established. Callers must call Stop.
 func Start(ctx context.Context) (cp *ControlPlane, err error) {
 	logger := klog.FromContext(ctx)
 	cp = &ControlPlane{}
@@ -95,6 +95,9 @@ func Start(ctx context.Context) (cp *ControlPlane, err error) {
 	cp.Client, err = kubernetes.NewForConfig(cp.Config)
 	if err != nil {
 		return cp, fmt.Errorf("creating a client for the apiserver: %w", err)
+	}
+	if err := installCRDs(ctx, cp.Config); err != nil {
+		return cp, fmt.Errorf("installing workbench-scheduler's CRDs: %w", err)
 	}
 	logger.V(2).Info("Control plane started", "apiserver", cp.Config.Host, "etcd", clientURL)
 	return cp, nil

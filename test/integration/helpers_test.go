@@ -7,6 +7,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/workbench-scheduler/workbench-scheduler/cmd/workbench-scheduler/app"
 	"github.com/workbench-scheduler/workbench-scheduler/manifests"
+	"github.com/workbench-scheduler/workbench-scheduler/pkg/generated/clientset/versioned"
 )
 
 // startScheduler runs the scheduler from config (the shipped one when nil) until the test ends.
@@ -94,4 +96,24 @@ func waitForNode(t *testing.T, ns, name string, timeout time.Duration) string {
 		t.Fatalf("pod %s/%s was not bound within %v: %v", ns, name, timeout, err)
 	}
 	return node
+}
+
+// apiextensionsClient reaches the CustomResourceDefinitions of cp.
+func apiextensionsClient(t *testing.T) apiextensionsclient.Interface {
+	t.Helper()
+	c, err := apiextensionsclient.NewForConfig(cp.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// workbenchClient reaches workbench-scheduler's own resources (ResourcePools) on cp.
+func workbenchClient(t *testing.T) versioned.Interface {
+	t.Helper()
+	c, err := versioned.NewForConfig(cp.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

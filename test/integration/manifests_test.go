@@ -65,7 +65,7 @@ func TestManifestsAreAcceptedByTheAPIServer(t *testing.T) {
 	for _, u := range objs {
 		kinds[u.GetKind()] = true
 	}
-	for _, k := range []string{"Namespace", "ServiceAccount", "ClusterRoleBinding", "Role", "RoleBinding", "ConfigMap", "Deployment", "PodDisruptionBudget"} {
+	for _, k := range []string{"CustomResourceDefinition", "Namespace", "ServiceAccount", "ClusterRoleBinding", "Role", "RoleBinding", "ConfigMap", "Deployment", "PodDisruptionBudget"} {
 		if !kinds[k] {
 			t.Errorf("rendered manifests lack a %s", k)
 		}
@@ -95,9 +95,17 @@ func TestManifestsAreAcceptedByTheAPIServer(t *testing.T) {
 
 func apply(t *testing.T, objs []*unstructured.Unstructured) {
 	t.Helper()
-	// The namespace and RBAC may already exist from another test in this package.
+	// The namespace and RBAC may already exist from another test in this package, and the
+	// control plane installs the CRDs (from the same files) when it starts.
 	var fresh []*unstructured.Unstructured
 	for _, u := range objs {
+		if u.GetKind() == "CustomResourceDefinition" {
+			if _, err := apiextensionsClient(t).ApiextensionsV1().CustomResourceDefinitions().Get(context.Background(), u.GetName(), metav1.GetOptions{}); err == nil {
+				continue
+			} else if !apierrors.IsNotFound(err) {
+				t.Fatal(err)
+			}
+		}
 		if u.GetKind() == "Namespace" {
 			if _, err := cp.Client.CoreV1().Namespaces().Get(context.Background(), u.GetName(), metav1.GetOptions{}); err == nil {
 				continue

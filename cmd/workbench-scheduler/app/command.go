@@ -13,6 +13,7 @@ import (
 
 	"github.com/workbench-scheduler/workbench-scheduler/pkg/version"
 	"github.com/workbench-scheduler/workbench-scheduler/plugins/gpuaffinity"
+	"github.com/workbench-scheduler/workbench-scheduler/plugins/teampool"
 	"github.com/workbench-scheduler/workbench-scheduler/plugins/topologyspread"
 )
 
@@ -25,6 +26,7 @@ func Registry() frameworkruntime.Registry {
 	return frameworkruntime.Registry{
 		gpuaffinity.Name:    gpuaffinity.New,
 		topologyspread.Name: topologyspread.New,
+		teampool.Name:       teampool.New,
 	}
 }
 

@@ -65,3 +65,30 @@ type IndexedPodTopologySpreadArgs struct {
 	// DefaultingType is System (upstream's built-in constraints) or List (DefaultConstraints).
 	DefaultingType schedconfig.PodTopologySpreadConstraintsDefaulting
 }
+
+// UnpooledNodesTier says where nodes that belong to no ResourcePool rank for TeamPool.
+type UnpooledNodesTier string
+
+const (
+	// UnpooledNodesShared ranks nodes in no pool with shared pools.
+	UnpooledNodesShared UnpooledNodesTier = "Shared"
+	// UnpooledNodesLast ranks nodes in no pool after every pool, lendable ones included.
+	UnpooledNodesLast UnpooledNodesTier = "Last"
+)
+
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+
+// TeamPoolArgs configures the TeamPool plugin.
+type TeamPoolArgs struct {
+	metav1.TypeMeta
+
+	// UnpooledNodes is the tier of nodes in no ResourcePool: Shared or Last.
+	UnpooledNodes UnpooledNodesTier
+	// GPUResourceNames are the extended resources a pool's GPU figures add up.
+	GPUResourceNames []string
+	// StatusUpdateInterval is the least time between two status writes of one pool.
+	StatusUpdateInterval metav1.Duration
+	// LeaderLease is the scheduler's leader-election Lease, "namespace/name". Pool status is
+	// written only while this process holds it; "-" means always (no leader election).
+	LeaderLease string
+}

@@ -1,6 +1,11 @@
 package v1
 
-import schedconfigv1 "k8s.io/kube-scheduler/config/v1"
+import (
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	schedconfigv1 "k8s.io/kube-scheduler/config/v1"
+)
 
 // Defaults of GPUAffinityArgs.
 const (
@@ -34,5 +39,30 @@ func SetDefaults_GPUAffinityArgs(obj *GPUAffinityArgs) {
 func SetDefaults_IndexedPodTopologySpreadArgs(obj *IndexedPodTopologySpreadArgs) {
 	if obj.DefaultingType == "" {
 		obj.DefaultingType = schedconfigv1.SystemDefaulting
+	}
+}
+
+// Defaults of TeamPoolArgs.
+const (
+	DefaultUnpooledNodes = "Shared"
+	DefaultLeaderLease   = "workbench-system/workbench-scheduler"
+	// NoLeaderLease in leaderLease makes every instance write pool status.
+	NoLeaderLease               = "-"
+	DefaultStatusUpdateInterval = 10 * time.Second
+)
+
+// SetDefaults_TeamPoolArgs fills what the user left out.
+func SetDefaults_TeamPoolArgs(obj *TeamPoolArgs) {
+	if obj.UnpooledNodes == "" {
+		obj.UnpooledNodes = DefaultUnpooledNodes
+	}
+	if len(obj.GPUResourceNames) == 0 {
+		obj.GPUResourceNames = []string{DefaultGPUResourceName}
+	}
+	if obj.StatusUpdateInterval == nil {
+		obj.StatusUpdateInterval = &metav1.Duration{Duration: DefaultStatusUpdateInterval}
+	}
+	if obj.LeaderLease == "" {
+		obj.LeaderLease = DefaultLeaderLease
 	}
 }

@@ -49,3 +49,23 @@ type IndexedPodTopologySpreadArgs struct {
 	// Default: System.
 	DefaultingType schedconfigv1.PodTopologySpreadConstraintsDefaulting `json:"defaultingType,omitempty"`
 }
+
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+
+// TeamPoolArgs configures the TeamPool plugin.
+type TeamPoolArgs struct {
+	metav1.TypeMeta `json:",inline"`
+
+	// UnpooledNodes is the tier of nodes that belong to no ResourcePool: Shared (default) ranks
+	// them with shared pools, Last after every pool.
+	UnpooledNodes string `json:"unpooledNodes,omitempty"`
+	// GPUResourceNames are the extended resources a pool's GPU figures add up.
+	// Default: [nvidia.com/gpu].
+	GPUResourceNames []string `json:"gpuResourceNames,omitempty"`
+	// StatusUpdateInterval is the least time between two status writes of one pool. Default: 10s.
+	StatusUpdateInterval *metav1.Duration `json:"statusUpdateInterval,omitempty"`
+	// LeaderLease is the scheduler's leader-election Lease as "namespace/name"; pool status is
+	// written only while this process holds it. Default: workbench-system/workbench-scheduler.
+	// "-" writes always (a single scheduler without leader election).
+	LeaderLease string `json:"leaderLease,omitempty"`
+}

@@ -23,6 +23,7 @@ func RegisterDefaults(scheme *runtime.Scheme) error {
 	scheme.AddTypeDefaultingFunc(&IndexedPodTopologySpreadArgs{}, func(obj interface{}) {
 		SetObjectDefaults_IndexedPodTopologySpreadArgs(obj.(*IndexedPodTopologySpreadArgs))
 	})
+	scheme.AddTypeDefaultingFunc(&TeamPoolArgs{}, func(obj interface{}) { SetObjectDefaults_TeamPoolArgs(obj.(*TeamPoolArgs)) })
 	return nil
 }
 
@@ -32,4 +33,8 @@ func SetObjectDefaults_GPUAffinityArgs(in *GPUAffinityArgs) {
 
 func SetObjectDefaults_IndexedPodTopologySpreadArgs(in *IndexedPodTopologySpreadArgs) {
 	SetDefaults_IndexedPodTopologySpreadArgs(in)
+}
+
+func SetObjectDefaults_TeamPoolArgs(in *TeamPoolArgs) {
+	SetDefaults_TeamPoolArgs(in)
 }

@@ -5,11 +5,13 @@ package validation
 import (
 	"fmt"
 	"strings"
+	"time"
 	"unicode"
 
 	v1 "k8s.io/api/core/v1"
 	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	v1helper "k8s.io/kubernetes/pkg/apis/core/v1/helper"
 
@@ -83,6 +85,42 @@ func ValidateGPUAffinityArgs(path *field.Path, args *config.GPUAffinityArgs) err
 	default:
 		errs = append(errs, field.NotSupported(path.Child("gpuScoring"), args.GPUScoring,
 			[]string{string(config.GPUScoringBinPack), string(config.GPUScoringSpread)}))
+	}
+	return errs.ToAggregate()
+}
+
+// NoLeaderLease in TeamPoolArgs.LeaderLease makes every instance write pool status.
+const NoLeaderLease = "-"
+
+// ValidateTeamPoolArgs validates defaulted TeamPoolArgs.
+func ValidateTeamPoolArgs(path *field.Path, args *config.TeamPoolArgs) error {
+	var errs field.ErrorList
+	switch args.UnpooledNodes {
+	case config.UnpooledNodesShared, config.UnpooledNodesLast:
+	default:
+		errs = append(errs, field.NotSupported(path.Child("unpooledNodes"), args.UnpooledNodes,
+			[]string{string(config.UnpooledNodesShared), string(config.UnpooledNodesLast)}))
+	}
+	names := path.Child("gpuResourceNames")
+	seen := sets.New[string]()
+	for i, name := range args.GPUResourceNames {
+		if seen.Has(name) {
+			errs = append(errs, field.Duplicate(names.Index(i), name))
+		}
+		seen.Insert(name)
+		if !v1helper.IsExtendedResourceName(v1.ResourceName(name)) {
+			errs = append(errs, field.Invalid(names.Index(i), name, "must be an extended resource name such as nvidia.com/gpu"))
+		}
+	}
+	if args.StatusUpdateInterval.Duration < time.Second {
+		errs = append(errs, field.Invalid(path.Child("statusUpdateInterval"), args.StatusUpdateInterval.Duration.String(), "must be at least 1s"))
+	}
+	if args.LeaderLease != NoLeaderLease {
+		ns, name, ok := strings.Cut(args.LeaderLease, "/")
+		bad := !ok || len(validation.IsDNS1123Label(ns)) != 0 || len(validation.IsDNS1123Subdomain(name)) != 0
+		if bad {
+			errs = append(errs, field.Invalid(path.Child("leaderLease"), args.LeaderLease, `must be "namespace/name" of a Lease, or "-"`))
+		}
 	}
 	return errs.ToAggregate()
 }
