@@ -20,7 +20,7 @@ SHELL := /bin/bash
 RACE_PKGS := ./pkg/... ./plugins/... ./cmd/...
 INTEGRATION_PKGS := ./test/integration/...
 
-.PHONY: all build run test test-unit test-integration verify fmt clean bench bench-gpu bench-micro
+.PHONY: all build run test test-unit test-integration verify fmt clean bench bench-gpu bench-micro bench-teampool
 
 all: build
 
@@ -56,13 +56,21 @@ bench-large: bin/etcd
 bench-xlarge: bin/etcd
 	$(MAKE) perf PERF_LABEL=xlarge
 
+# TeamPool at 5,000 nodes: the shipped profile beside itself without TeamPool, throughput and
+# adherence (pods in their team's best tier with room); regenerates the TeamPool table in
+# bench/RESULTS.md. About 10 minutes. PERF_LABEL=teampool-quick is the 500-node version.
+bench-teampool: bin/etcd
+	$(MAKE) perf PERF_LABEL=teampool
+
 PERF_LABEL ?= quick
 PERF_REPEAT ?= 1
 PERF_TIMEOUT ?= 60m
 PERF_SHAPES_quick := SchedulingBasic TopologySpreading PreferredTopologySpreading DefaultTopologySpreading WorkbenchMix
 PERF_SHAPES_large := $(PERF_SHAPES_quick) Dense
 PERF_SHAPES_xlarge := Uber
-PERF_SHAPES_smoke := Dense Uber WorkbenchMix
+PERF_SHAPES_smoke := Dense Uber WorkbenchMix TeamPool
+PERF_SHAPES_teampool := TeamPool
+PERF_SHAPES_teampool-quick := TeamPool
 .PHONY: perf bench-large bench-xlarge
 # One process per test case, so each case's peak RSS is its own. Progress (pods scheduled so
 # far) is printed every ~20 s; full logs go to bench/results/perf/logs/.
@@ -71,7 +79,8 @@ perf:
 	$(GO) test -c -o bin/perf.test ./bench/perf
 	run=$$(date -u +%Y%m%dT%H%M%SZ); commit=$$(git rev-parse --short HEAD)$$(git diff --quiet HEAD -- . || echo +dirty); \
 	for shape in $(PERF_SHAPES_$(PERF_LABEL)); do \
-	  order="upstream workbench"; [ "$(PERF_REPEAT)" = 2 ] && order="upstream workbench workbench upstream"; \
+	  base=upstream; [ $$shape = TeamPool ] && base=noteampool; \
+	  order="$$base workbench"; [ "$(PERF_REPEAT)" = 2 ] && order="$$base workbench workbench $$base"; \
 	  for side in $$order; do \
 	    echo "== $$(date -u +%H:%M:%S) $${shape}_$$side ($(PERF_LABEL))"; \
 	    (cd bench/perf && PATH=$(CURDIR)/bin:$$PATH ARTIFACTS=$(CURDIR)/bench/results/perf/logs \
@@ -80,10 +89,10 @@ perf:
 	      -perf-scheduling-label-filter=$(PERF_LABEL) -data-items-dir=../results/perf) \
 	    | awk '/^Benchmark/ {t = "no throughput samples"; for (i = 2; i <= NF; i++) if ($$i == "SchedulingThroughput/Average") t = $$(i-1) " pods/s"; print $$1, t; fflush()} \
 	           /pods: want/ {if (n++ % 20 == 0) {sub(/^.*namespace:/, "  progress: namespace:"); print; fflush()}} \
-	           /^(ok|FAIL|PASS|--- FAIL)/ {print; fflush()}' || exit 1; \
+	           /^(ok|FAIL|PASS|--- FAIL)/ || /^TeamPool adherence|not in best tier/ {print; fflush()}' || exit 1; \
 	  done; \
 	done
-	[ "$(PERF_LABEL)" = smoke ] || $(GO) run ./bench/cmd/perfreport
+	case "$(PERF_LABEL)" in smoke) ;; teampool*) $(GO) run ./bench/cmd/perfreport -section teampool;; *) $(GO) run ./bench/cmd/perfreport;; esac
 
 # scheduler_perf starts etcd from PATH; this builds it from the module proxy.
 bin/etcd:
@@ -93,9 +102,11 @@ bin/etcd:
 bench-gpu:
 	$(GO) test -count=1 -run 'TestGPUFragmentation|TestGPUAffinityAttemptOverhead' -timeout 60m -v ./bench/ -workbench.bench
 
-# Plugin hot paths on in-memory snapshots (7,500 nodes, 200,000 pods).
+# Plugin hot paths on in-memory snapshots (7,500 nodes, 200,000 pods; TeamPool: 7,500 nodes,
+# 200 pools). MICRO selects benchmarks by name, e.g. make bench-micro MICRO=TeamPool.
+MICRO ?= .
 bench-micro:
-	$(GO) test -count=1 -run '^$$' -bench . -benchtime 200x -timeout 60m ./bench/
+	$(GO) test -count=1 -run '^$$' -bench '$(MICRO)' -benchtime 200x -timeout 60m ./bench/
 
 verify:
 	@out=$$(gofmt -l cmd pkg plugins test manifests bench); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -1,5 +1,7 @@
 // Package perf runs upstream's scheduler_perf workloads twice in one invocation: with upstream's
-// default profile and with the workbench profile we ship. Run it with make bench.
+// default profile and with the workbench profile we ship. The TeamPool workload compares the
+// shipped profile with itself minus TeamPool instead. Run it with make bench or make
+// bench-teampool.
 package perf
 
 import (
@@ -21,6 +23,7 @@ import (
 	"github.com/workbench-scheduler/workbench-scheduler/bench/perfrun"
 	"github.com/workbench-scheduler/workbench-scheduler/cmd/workbench-scheduler/app"
 	"github.com/workbench-scheduler/workbench-scheduler/manifests"
+	"github.com/workbench-scheduler/workbench-scheduler/plugins/teampool"
 )
 
 func TestMain(m *testing.M) {
@@ -106,7 +109,8 @@ func writeRunRecord(run, testCase string, start time.Time) error {
 			}
 		}
 	}
-	data, err := json.MarshalIndent(perfrun.Record{Run: run, Case: testCase, Label: flag.Lookup("perf-scheduling-label-filter").Value.String(), Commit: os.Getenv("PERF_COMMIT"), Results: results, PeakRSSBytes: peak}, "", "  ")
+	data, err := json.MarshalIndent(perfrun.Record{Run: run, Case: testCase, Label: flag.Lookup("perf-scheduling-label-filter").Value.String(), Commit: os.Getenv("PERF_COMMIT"), Results: results, PeakRSSBytes: peak,
+		TeamPool: adherence}, "", "  ")
 	if err != nil {
 		return err
 	}
@@ -128,8 +132,9 @@ func peakRSS() (int64, error) {
 	return 0, fmt.Errorf("no VmHWM in /proc/self/status")
 }
 
-// registry is every workbench plugin, as the binary registers them.
-var registry = app.Registry()
+// registry is every workbench plugin, as the binary registers them; TeamPool's instances are
+// also kept, so that the prepare hook can wait for them to load the ResourcePools.
+var registry = trackTeamPools(app.Registry())
 
 func BenchmarkPerfScheduling(b *testing.B) {
 	if err := writeProfiles("generated"); err != nil {
@@ -138,17 +143,18 @@ func BenchmarkPerfScheduling(b *testing.B) {
 	// Upstream waits 10 minutes for an operation's pods; on 2 cores upstream's topology spread
 	// binds the Dense workload's 50,000 initial pods at ~50 pods/s falling to ~38 (measured),
 	// which does not fit. The per-test cap of 30 minutes is upstream's and cannot be raised.
-	perf.RunBenchmarkPerfScheduling(b, "config.yaml", "workbench", registry, perf.WithPodsSchedulingTimeout(28*time.Minute))
+	perf.RunBenchmarkPerfScheduling(b, "config.yaml", "workbench", registry, perf.WithPodsSchedulingTimeout(28*time.Minute),
+		perf.WithPrepareFn(prepareCluster))
 }
 
-// writeProfiles derives both schedulers' configurations from the shipped file: scheduler_perf's
+// writeProfiles derives the schedulers' configurations from the shipped file: scheduler_perf's
 // pods name no scheduler, so the profile is renamed default-scheduler; upstream's also loses our
-// plugins and their config. Nothing else differs.
+// plugins and their config, and noteampool loses TeamPool and its config. Nothing else differs.
 func writeProfiles(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	for _, name := range []string{"upstream", "workbench"} {
+	for _, name := range []string{"upstream", "workbench", "noteampool"} {
 		var cfg map[string]any
 		if err := yaml.Unmarshal(manifests.SchedulerConfig, &cfg); err != nil {
 			return err
@@ -157,9 +163,14 @@ func writeProfiles(dir string) error {
 		delete(cfg, "clientConnection")
 		profile := cfg["profiles"].([]any)[0].(map[string]any)
 		profile["schedulerName"] = "default-scheduler"
-		if name == "upstream" {
+		switch name {
+		case "upstream":
 			delete(profile, "plugins")
 			delete(profile, "pluginConfig")
+		case "noteampool":
+			if err := removePlugin(profile, teampool.Name); err != nil {
+				return err
+			}
 		}
 		out, err := yaml.Marshal(cfg)
 		if err != nil {
@@ -168,6 +179,38 @@ func writeProfiles(dir string) error {
 		if err := os.WriteFile(filepath.Join(dir, name+".yaml"), out, 0o644); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// removePlugin drops a plugin from every extension point's enabled list of a profile and its
+// pluginConfig entry; it is an error if the profile did not enable it.
+func removePlugin(profile map[string]any, name string) error {
+	found := false
+	keep := func(list []any) []any {
+		var out []any
+		for _, e := range list {
+			if m, ok := e.(map[string]any); ok && m["name"] == name {
+				found = true
+				continue
+			}
+			out = append(out, e)
+		}
+		return out
+	}
+	plugins, _ := profile["plugins"].(map[string]any)
+	for _, point := range plugins {
+		if p, ok := point.(map[string]any); ok {
+			if enabled, ok := p["enabled"].([]any); ok {
+				p["enabled"] = keep(enabled)
+			}
+		}
+	}
+	if !found {
+		return fmt.Errorf("the shipped profile does not enable %s", name)
+	}
+	if cfg, ok := profile["pluginConfig"].([]any); ok {
+		profile["pluginConfig"] = keep(cfg)
 	}
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
@@ -97,7 +98,10 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, err
 	}
 	var client versioned.Interface
 	if h.KubeConfig() != nil {
-		c, err := versioned.NewForConfig(h.KubeConfig())
+		// The scheduler's connection speaks protobuf, which custom resources do not.
+		cfg := rest.CopyConfig(h.KubeConfig())
+		cfg.ContentType, cfg.AcceptContentTypes = "application/json", "application/json"
+		c, err := versioned.NewForConfig(cfg)
 		if err != nil {
 			return nil, fmt.Errorf("%s: ResourcePool client: %w", Name, err)
 		}
@@ -304,3 +308,16 @@ func (pl *TeamPool) rememberFallback(uid types.UID, rank int, now time.Time) {
 	}
 	pl.fallbacks[uid] = fallback{rank: rank, at: now}
 }
+
+// NewWithClient builds the plugin with a given ResourcePool client and no status writer, for
+// benchmarks and tests whose handle has no kubeconfig (a fake clientset, say). The handle's
+// informer factory must be started by the caller.
+func NewWithClient(ctx context.Context, args *config.TeamPoolArgs, h fwk.Handle, client versioned.Interface) (*TeamPool, error) {
+	if err := validation.ValidateTeamPoolArgs(field.NewPath("pluginConfig").Key(Name).Child("args"), args); err != nil {
+		return nil, err
+	}
+	return newPlugin(ctx, args, h, client)
+}
+
+// Synced reports whether the plugin has seen every pool, node and pod listed at start.
+func (pl *TeamPool) Synced() bool { return pl.synced() }

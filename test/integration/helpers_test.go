@@ -11,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/rest"
 	st "k8s.io/kubernetes/pkg/scheduler/testing"
 
 	"github.com/workbench-scheduler/workbench-scheduler/cmd/workbench-scheduler/app"
@@ -111,7 +112,10 @@ func apiextensionsClient(t *testing.T) apiextensionsclient.Interface {
 // workbenchClient reaches workbench-scheduler's own resources (ResourcePools) on cp.
 func workbenchClient(t *testing.T) versioned.Interface {
 	t.Helper()
-	c, err := versioned.NewForConfig(cp.Config)
+	// cp.Config speaks protobuf, which custom resources do not.
+	cfg := rest.CopyConfig(cp.Config)
+	cfg.ContentType, cfg.AcceptContentTypes = "application/json", "application/json"
+	c, err := versioned.NewForConfig(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
