@@ -76,6 +76,9 @@ func Start(ctx context.Context) (cp *ControlPlane, err error) {
 		server, err := apiservertesting.StartTestServer(cp.tb, opts, []string{
 			// No kubelet or token controller runs: new nodes must not be tainted not-ready, and pods need no service account token.
 			"--disable-admission-plugins=ServiceAccount,TaintNodesByCondition",
+			// RBAC as in a real cluster, so a client with a ServiceAccount's token gets only
+			// what the shipped manifests grant it.
+			"--authorization-mode=Node,RBAC",
 		}, storage)
 		result = started{server: server, err: err}
 	}()
@@ -181,14 +184,20 @@ func (cp *ControlPlane) Stop() {
 
 // Kubeconfig renders a kubeconfig for the apiserver's loopback identity.
 func (cp *ControlPlane) Kubeconfig() ([]byte, error) {
+	return cp.KubeconfigForToken(cp.Config.BearerToken)
+}
+
+// KubeconfigForToken is a kubeconfig that reaches the apiserver with a bearer token, for
+// example a ServiceAccount's.
+func (cp *ControlPlane) KubeconfigForToken(token string) ([]byte, error) {
 	cfg := clientcmdapi.NewConfig()
 	cfg.Clusters["sandbox"] = &clientcmdapi.Cluster{
 		Server:                   cp.Config.Host,
 		CertificateAuthorityData: cp.Config.CAData,
 		TLSServerName:            cp.Config.ServerName,
 	}
-	cfg.AuthInfos["sandbox-admin"] = &clientcmdapi.AuthInfo{Token: cp.Config.BearerToken}
-	cfg.Contexts["sandbox"] = &clientcmdapi.Context{Cluster: "sandbox", AuthInfo: "sandbox-admin"}
+	cfg.AuthInfos["sandbox-user"] = &clientcmdapi.AuthInfo{Token: token}
+	cfg.Contexts["sandbox"] = &clientcmdapi.Context{Cluster: "sandbox", AuthInfo: "sandbox-user"}
 	cfg.CurrentContext = "sandbox"
 	return clientcmd.Write(*cfg)
 }
