@@ -10,6 +10,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
+
+	workbenchv1alpha1 "github.com/workbench-scheduler/workbench-scheduler/pkg/apis/workbench/v1alpha1"
+	"github.com/workbench-scheduler/workbench-scheduler/pkg/orgtree"
 )
 
 // Labels the demo (and the report) use.
@@ -40,15 +43,17 @@ var demoPools = []demoPool{
 }
 
 // DemoObjects is the demo scenario: 22 nodes in three zones (12 CPU, 10 with GPUs of three
-// models, H100 being special) and a data-science workload of notebook sessions, a hub
+// models, H100 being special), an org of teams owning ResourcePools (see demoResourcePools),
+// and a data-science workload of notebook sessions, a hub
 // Deployment, a batch Job, GPU sessions (generic, naming a model, asking for memory, naming a
 // model that does not exist), one session too large for any node, and one pod left to the
 // default scheduler.
 func DemoObjects() []runtime.Object {
 	var objs []runtime.Object
-	for _, ns := range []string{"data-science", "ml-training", "analytics"} {
-		objs = append(objs, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
+	for ns, team := range map[string]string{"data-science": "ai.data-science", "ml-training": "ai.ml-training", "analytics": "finance.analytics"} {
+		objs = append(objs, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: map[string]string{orgtree.TeamLabel: team}}})
 	}
+	objs = append(objs, demoResourcePools()...)
 	for _, p := range demoPools {
 		for _, zone := range p.zones {
 			for i := range p.perZone {
@@ -82,6 +87,27 @@ func DemoObjects() []runtime.Object {
 	plain.Spec.SchedulerName = corev1.DefaultSchedulerName
 	objs = append(objs, plain)
 	return objs
+}
+
+// demoResourcePools is the demo's org: the ai org owns zone a's CPU nodes, its data-science
+// team one node of zone b (its sessions spill to ai's pool), ml-training the A100s (lendable;
+// its H100 request falls through to the unpooled H100s), finance one node of zone c, which the
+// shared pool's selector also matches (a tie on specificity: the first name wins, and the
+// shared pool reports the overlap). T4, H100 and the rest of zone b are in no pool.
+func demoResourcePools() []runtime.Object {
+	pool := func(name, owner string, lendable bool, selector map[string]string) *workbenchv1alpha1.ResourcePool {
+		return &workbenchv1alpha1.ResourcePool{
+			ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec:       workbenchv1alpha1.ResourcePoolSpec{Owner: owner, Lendable: lendable, NodeSelector: metav1.LabelSelector{MatchLabels: selector}},
+		}
+	}
+	return []runtime.Object{
+		pool("ai-cpu", "ai", false, map[string]string{NodeGroupLabel: "cpu", ZoneLabel: "zone-a"}),
+		pool("data-science-cpu", "ai/data-science", false, map[string]string{NodeGroupLabel: "cpu", corev1.LabelHostname: "cpu-zone-b-0"}),
+		pool("ml-training-a100", "ai/ml-training", true, map[string]string{NodeGroupLabel: "gpu-a100"}),
+		pool("finance-cpu", "finance", false, map[string]string{NodeGroupLabel: "cpu", corev1.LabelHostname: "cpu-zone-c-0"}),
+		pool("shared-cpu", "", false, map[string]string{NodeGroupLabel: "cpu", ZoneLabel: "zone-c"}),
+	}
 }
 
 func demoNode(p demoPool, zone string, i int) *corev1.Node {

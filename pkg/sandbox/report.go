@@ -16,6 +16,9 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	resourcehelper "k8s.io/component-helpers/resource"
+
+	workbenchv1alpha1 "github.com/workbench-scheduler/workbench-scheduler/pkg/apis/workbench/v1alpha1"
+	"github.com/workbench-scheduler/workbench-scheduler/pkg/orgtree"
 )
 
 // Outcome is where the scheduler left one pod.
@@ -228,4 +231,60 @@ func short(q resource.Quantity, name corev1.ResourceName) string {
 		return fmt.Sprintf("%g", float64(q.MilliValue())/1000)
 	}
 	return q.String()
+}
+
+// WriteTeamReport prints, per team, how many of its bound pods landed in each tier: own pool,
+// an ancestor's, shared (or no pool), another team's lendable pool.
+func WriteTeamReport(w io.Writer, pools []workbenchv1alpha1.ResourcePool, namespaces []corev1.Namespace, nodes []corev1.Node, outcomes []Outcome) {
+	if len(pools) == 0 {
+		return
+	}
+	nsLabels := map[string]map[string]string{}
+	for _, ns := range namespaces {
+		nsLabels[ns.Name] = ns.Labels
+	}
+	poolOf := map[string]*workbenchv1alpha1.ResourcePool{}
+	for _, n := range nodes {
+		poolOf[n.Name] = orgtree.PoolOf(n.Labels, pools)
+	}
+	tiers := []string{"own", "ancestor", "shared", "unpooled", "lent"}
+	counts := map[string]map[string]int{}
+	for _, o := range outcomes {
+		if o.Node == "" {
+			continue
+		}
+		t, err := orgtree.TeamOf(o.Pod.Labels, o.Pod.Namespace, nsLabels[o.Pod.Namespace])
+		if err != nil {
+			continue
+		}
+		tier := "unpooled"
+		if p := poolOf[o.Node]; p != nil {
+			owner, _ := orgtree.ParseOwner(p.Spec.Owner)
+			tier = orgtree.TierName(orgtree.Rank(t, owner, p.Spec.Lendable))
+		}
+		team := t.String()
+		if team == "" {
+			team = "(no team)"
+		}
+		if counts[team] == nil {
+			counts[team] = map[string]int{}
+		}
+		counts[team][tier]++
+	}
+	teams := make([]string, 0, len(counts))
+	for t := range counts {
+		teams = append(teams, t)
+	}
+	sort.Strings(teams)
+	fmt.Fprintf(w, "\nPlacements by team and tier (%d ResourcePools; kubectl get resourcepools shows their figures):\n", len(pools))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TEAM\tOWN\tANCESTOR\tSHARED\tNO POOL\tLENT")
+	for _, team := range teams {
+		fmt.Fprintf(tw, "%s", team)
+		for _, tier := range tiers {
+			fmt.Fprintf(tw, "\t%d", counts[team][tier])
+		}
+		fmt.Fprintln(tw)
+	}
+	tw.Flush()
 }

@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
@@ -22,6 +23,8 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
+
+	workbenchv1alpha1 "github.com/workbench-scheduler/workbench-scheduler/pkg/apis/workbench/v1alpha1"
 )
 
 // Scenario is an ordered list of objects to create in the sandbox.
@@ -78,6 +81,14 @@ func ParseScenario(r io.Reader) ([]*unstructured.Unstructured, error) {
 	}
 }
 
+// scheme knows the built-in kinds and workbench-scheduler's own, for strict decoding.
+var scheme = func() *runtime.Scheme {
+	s := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(s))
+	utilruntime.Must(workbenchv1alpha1.AddToScheme(s))
+	return s
+}()
+
 func checkObject(u *unstructured.Unstructured) error {
 	gvk := u.GroupVersionKind()
 	if gvk.Kind == "" || gvk.Version == "" {
@@ -86,7 +97,7 @@ func checkObject(u *unstructured.Unstructured) error {
 	if u.GetName() == "" {
 		return errors.New("metadata.name is required")
 	}
-	typed, err := clientgoscheme.Scheme.New(gvk)
+	typed, err := scheme.New(gvk)
 	if err != nil {
 		// Not a built-in kind (a CRD, say): the apiserver's dry run validates it.
 		return nil
@@ -111,7 +122,7 @@ func describe(u *unstructured.Unstructured) string {
 func toUnstructured(objs []runtime.Object) ([]*unstructured.Unstructured, error) {
 	out := make([]*unstructured.Unstructured, 0, len(objs))
 	for _, obj := range objs {
-		gvks, _, err := clientgoscheme.Scheme.ObjectKinds(obj)
+		gvks, _, err := scheme.ObjectKinds(obj)
 		if err != nil {
 			return nil, err
 		}

@@ -13,53 +13,36 @@ import (
 	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
+
+	"github.com/workbench-scheduler/workbench-scheduler/pkg/orgtree"
 )
 
-// Ranks order tiers, lower is better: 0 is the pod's team, d its ancestor d levels up.
 const (
-	rankForbidden = -1
-	rankShared    = 1000
-	rankLent      = 1001
-	rankLast      = 1002
+	rankForbidden = orgtree.RankForbidden
+	rankShared    = orgtree.RankShared
+	rankLent      = orgtree.RankLent
+	rankLast      = orgtree.RankLast
 )
 
 // rankOf places a pool (nil: a node in no pool) for a pod of team t.
-func rankOf(p *pool, t team, unpooledRank int) int {
-	switch {
-	case p == nil:
+func rankOf(p *pool, t orgtree.Team, unpooledRank int) int {
+	if p == nil {
 		return unpooledRank
-	case len(p.owner) == 0:
-		return rankShared
 	}
-	if d := ancestorDistance(t, p.owner); d >= 0 {
-		return d
-	}
-	if p.lendable {
-		return rankLent
-	}
-	return rankForbidden
+	return orgtree.Rank(t, p.owner, p.lendable)
 }
 
-// tierName labels a rank in metrics.
+// tierName labels a rank in metrics; nodes in no pool are "unpooled" whatever their rank.
 func tierName(rank int, unpooled bool) string {
-	switch {
-	case unpooled:
+	if unpooled {
 		return "unpooled"
-	case rank == 0:
-		return "own"
-	case rank > 0 && rank < rankShared:
-		return "ancestor"
-	case rank == rankShared:
-		return "shared"
-	case rank == rankLent:
-		return "lent"
 	}
-	return "forbidden"
+	return orgtree.TierName(rank)
 }
 
 // preFilterState is the pod's team and how each pool ranks for it; read-only after PreFilter.
 type preFilterState struct {
-	team team
+	team orgtree.Team
 	// rank of each pool known at PreFilter; pools added later are ranked when met.
 	rank map[*pool]int
 	// narrowedTo is the rank PreFilter limited the cycle to, or -1.

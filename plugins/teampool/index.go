@@ -1,7 +1,6 @@
 package teampool
 
 import (
-	"cmp"
 	"fmt"
 	"slices"
 	"sync"
@@ -14,6 +13,7 @@ import (
 	resourcehelper "k8s.io/component-helpers/resource"
 
 	workbenchv1alpha1 "github.com/workbench-scheduler/workbench-scheduler/pkg/apis/workbench/v1alpha1"
+	"github.com/workbench-scheduler/workbench-scheduler/pkg/orgtree"
 )
 
 // amounts are the resources a pool reports: CPU in millicores, memory in bytes, GPUs.
@@ -36,7 +36,7 @@ func (a *amounts) sub(b amounts) {
 // pool is one ResourcePool as the index knows it.
 type pool struct {
 	name     string
-	owner    team
+	owner    orgtree.Team
 	lendable bool
 	selector labels.Selector
 	// specificity ranks overlapping pools: more requirements wins.
@@ -130,7 +130,7 @@ func (idx *poolIndex) podAmounts(pod *v1.Pod) amounts {
 // newPool converts a ResourcePool; a bad owner or selector marks it invalid instead of failing.
 func newPool(rp *workbenchv1alpha1.ResourcePool) *pool {
 	p := &pool{name: rp.Name, lendable: rp.Spec.Lendable, generation: rp.Generation, nodes: sets.New[string]()}
-	owner, err := parseTeamPath(rp.Spec.Owner, "/")
+	owner, err := orgtree.ParseOwner(rp.Spec.Owner)
 	if err != nil {
 		p.invalid = fmt.Sprintf("spec.owner %q is not a team path: %v", rp.Spec.Owner, err)
 		return p
@@ -147,7 +147,7 @@ func newPool(rp *workbenchv1alpha1.ResourcePool) *pool {
 		return p
 	}
 	p.selector = selector
-	p.specificity = len(sel.MatchLabels) + len(sel.MatchExpressions)
+	p.specificity = orgtree.Specificity(rp)
 	return p
 }
 
@@ -182,7 +182,7 @@ func (idx *poolIndex) reassignAllLocked() {
 		}
 	}
 	slices.SortFunc(idx.ordered, func(a, b *pool) int {
-		return cmp.Or(cmp.Compare(b.specificity, a.specificity), cmp.Compare(a.name, b.name))
+		return orgtree.ComparePrecedence(a.specificity, a.name, b.specificity, b.name)
 	})
 	idx.unpooled = &pool{nodes: sets.New[string]()}
 	for name, n := range idx.nodes {

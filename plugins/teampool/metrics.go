@@ -9,6 +9,8 @@ import (
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/component-base/metrics"
 	"k8s.io/component-base/metrics/legacyregistry"
+
+	"github.com/workbench-scheduler/workbench-scheduler/pkg/orgtree"
 )
 
 var (
@@ -112,7 +114,7 @@ func (pl *TeamPool) podsOutsideOwnPools(pods corelisters.PodLister) map[string]i
 			continue
 		}
 		key := t.String()
-		if p := pl.index.poolOf(pod.Spec.NodeName); p == nil || ancestorDistance(t, p.owner) != 0 {
+		if p := pl.index.poolOf(pod.Spec.NodeName); p == nil || orgtree.AncestorDistance(t, p.owner) != 0 {
 			out[key]++
 		} else if _, ok := out[key]; !ok {
 			out[key] = 0

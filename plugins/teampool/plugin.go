@@ -72,8 +72,8 @@ type TeamPool struct {
 	teams        teamResolver
 	unpooledRank int
 	// synced reports whether the index has seen every pool, node and pod listed at start.
-	synced func() bool
-	poolLister   wblisters.ResourcePoolLister
+	synced     func() bool
+	poolLister wblisters.ResourcePoolLister
 
 	// fallbacks remember, per pod, the tier whose every node failed Filter, so the next
 	// attempt starts one tier lower.

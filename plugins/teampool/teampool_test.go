@@ -31,6 +31,7 @@ import (
 	configv1 "github.com/workbench-scheduler/workbench-scheduler/pkg/apis/config/v1"
 	workbenchv1alpha1 "github.com/workbench-scheduler/workbench-scheduler/pkg/apis/workbench/v1alpha1"
 	wbfake "github.com/workbench-scheduler/workbench-scheduler/pkg/generated/clientset/versioned/fake"
+	"github.com/workbench-scheduler/workbench-scheduler/pkg/orgtree"
 )
 
 func testArgs(t testing.TB, mutate func(*configv1.TeamPoolArgs)) *config.TeamPoolArgs {
@@ -543,14 +544,14 @@ func FuzzParseTeamPath(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		tm, err := parseTeamPath(s, "/")
+		tm, err := orgtree.ParseOwner(s)
 		if err != nil {
 			return
 		}
 		if tm.String() != s {
 			t.Errorf("parse(%q) = %q", s, tm.String())
 		}
-		if s != "" && ancestorDistance(tm, tm) != 0 {
+		if s != "" && orgtree.AncestorDistance(tm, tm) != 0 {
 			t.Errorf("%q is not its own team", s)
 		}
 	})

@@ -8,8 +8,13 @@ import (
 	"testing"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/restmapper"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 
@@ -95,23 +100,33 @@ func TestManifestsAreAcceptedByTheAPIServer(t *testing.T) {
 
 func apply(t *testing.T, objs []*unstructured.Unstructured) {
 	t.Helper()
-	// The namespace and RBAC may already exist from another test in this package, and the
-	// control plane installs the CRDs (from the same files) when it starts.
+	// Another test in this package may have applied the same objects, and the control plane
+	// installs the CRDs (from the same files) when it starts: what exists was accepted then.
+	dc, err := discovery.NewDiscoveryClientForConfig(cp.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))
+	dyn, err := dynamic.NewForConfig(cp.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var fresh []*unstructured.Unstructured
 	for _, u := range objs {
-		if u.GetKind() == "CustomResourceDefinition" {
-			if _, err := apiextensionsClient(t).ApiextensionsV1().CustomResourceDefinitions().Get(context.Background(), u.GetName(), metav1.GetOptions{}); err == nil {
-				continue
-			} else if !apierrors.IsNotFound(err) {
-				t.Fatal(err)
-			}
+		gvk := u.GroupVersionKind()
+		mapping, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+		if err != nil {
+			fresh = append(fresh, u) // Apply names what the apiserver does not serve.
+			continue
 		}
-		if u.GetKind() == "Namespace" {
-			if _, err := cp.Client.CoreV1().Namespaces().Get(context.Background(), u.GetName(), metav1.GetOptions{}); err == nil {
-				continue
-			} else if !apierrors.IsNotFound(err) {
-				t.Fatal(err)
-			}
+		var ri dynamic.ResourceInterface = dyn.Resource(mapping.Resource)
+		if mapping.Scope.Name() == meta.RESTScopeNameNamespace {
+			ri = dyn.Resource(mapping.Resource).Namespace(u.GetNamespace())
+		}
+		if _, err := ri.Get(context.Background(), u.GetName(), metav1.GetOptions{}); err == nil {
+			continue
+		} else if !apierrors.IsNotFound(err) {
+			t.Fatal(err)
 		}
 		fresh = append(fresh, u)
 	}

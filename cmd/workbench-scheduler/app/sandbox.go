@@ -14,11 +14,14 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 
 	"github.com/workbench-scheduler/workbench-scheduler/manifests"
 	"github.com/workbench-scheduler/workbench-scheduler/pkg/controlplane"
+	"github.com/workbench-scheduler/workbench-scheduler/pkg/generated/clientset/versioned"
 	"github.com/workbench-scheduler/workbench-scheduler/pkg/sandbox"
 )
 
@@ -137,6 +140,9 @@ func runSandbox(ctx context.Context, o *sandboxOptions, out io.Writer) error {
 		return err
 	}
 	sandbox.WriteReport(out, scenario.Name, nodes.Items, outcomes, waitErr)
+	if err := writeTeamReport(ctx, cp, nodes.Items, outcomes, out); err != nil {
+		return err
+	}
 
 	if o.keep {
 		fmt.Fprintln(out, "\nServing until SIGINT or SIGTERM.")
@@ -163,4 +169,25 @@ func quietLogs(logFile string) error {
 		return errors.Join(fs.Set("logtostderr", "false"), fs.Set("log_file", logFile), fs.Set("alsologtostderr", "false"))
 	}
 	return errors.Join(fs.Set("logtostderr", "false"), fs.Set("stderrthreshold", "FATAL"), fs.Set("log_file", os.DevNull))
+}
+
+// writeTeamReport adds the placements per team and tier when the scenario has ResourcePools.
+func writeTeamReport(ctx context.Context, cp *controlplane.ControlPlane, nodes []corev1.Node, outcomes []sandbox.Outcome, out io.Writer) error {
+	cfg := rest.CopyConfig(cp.Config)
+	// Custom resources do not speak protobuf.
+	cfg.ContentType, cfg.AcceptContentTypes = "application/json", "application/json"
+	client, err := versioned.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	pools, err := client.WorkbenchV1alpha1().ResourcePools().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("listing ResourcePools: %w", err)
+	}
+	namespaces, err := cp.Client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("listing namespaces: %w", err)
+	}
+	sandbox.WriteTeamReport(out, pools.Items, namespaces.Items, nodes, outcomes)
+	return nil
 }
