@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -59,6 +60,18 @@ func TestSandboxDemoPrintsReportAndCleansUp(t *testing.T) {
 	} {
 		if !strings.Contains(report, want) {
 			t.Errorf("report lacks %q:\n%s", want, report)
+		}
+	}
+	// The demo org: data-science fills its one-node pool, then its parent's; finance/analytics
+	// fits its parent's pool; ml-training's H100 request falls through its A100 pool to the
+	// unpooled H100s. Nobody lands in a pool it may not use.
+	for _, row := range []string{
+		`ai/data-science\s+([1-9]\d*)\s+([1-9]\d*)\s+0\s+0\s+0\n`,
+		`ai/ml-training\s+6\s+0\s+0\s+1\s+0\n`,
+		`finance/analytics\s+0\s+10\s+0\s+0\s+0\n`,
+	} {
+		if !regexp.MustCompile(row).MatchString(report) {
+			t.Errorf("team report lacks a row matching %s:\n%s", row, report)
 		}
 	}
 	assertEmptyDir(t, tmp)
