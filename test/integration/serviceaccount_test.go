@@ -18,6 +18,7 @@ import (
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/yaml"
@@ -191,6 +192,32 @@ func TestBinaryRunsUnderTheShippedServiceAccount(t *testing.T) {
 	}
 	// Informers log a denied list and retry: a missing rule shows here even when it cost nothing
 	// visible above.
+	// Least privilege: our lease only, nobody else's.
+	user := fmt.Sprintf("system:serviceaccount:%s:%s", shippedNamespace, shippedServiceAccount)
+	for _, c := range []struct {
+		verb, namespace, resource, name string
+		allowed                         bool
+	}{
+		{"update", shippedNamespace, "leases", shippedLease, true},
+		{"update", "kube-system", "leases", "kube-scheduler", false},
+		{"update", shippedNamespace, "leases", "someone-elses", false},
+		{"get", "kube-system", "secrets", "", false},
+	} {
+		sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{User: user,
+			Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + shippedNamespace, "system:authenticated"},
+			ResourceAttributes: &authorizationv1.ResourceAttributes{Verb: c.verb, Namespace: c.namespace, Group: "coordination.k8s.io",
+				Resource: c.resource, Name: c.name}}}
+		if c.resource == "secrets" {
+			sar.Spec.ResourceAttributes.Group = ""
+		}
+		res, err := cp.Client.AuthorizationV1().SubjectAccessReviews().Create(ctx, sar, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Status.Allowed != c.allowed {
+			t.Errorf("%s %s %s/%s allowed = %v, want %v", c.verb, c.resource, c.namespace, c.name, res.Status.Allowed, c.allowed)
+		}
+	}
 	if strings.Contains(out.String(), "is forbidden") {
 		t.Errorf("the binary was denied something:\n%s", grepLines(out.String(), "is forbidden"))
 	}
