@@ -20,20 +20,38 @@ SHELL := /bin/bash
 RACE_PKGS := ./pkg/... ./plugins/... ./cmd/...
 INTEGRATION_PKGS := ./test/integration/...
 
-.PHONY: all build run test test-unit test-integration verify fmt clean bench bench-gpu bench-micro bench-teampool
+.PHONY: all build image run test test-unit test-integration verify fmt clean bench bench-gpu bench-micro bench-teampool
 
 all: build
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/workbench-scheduler ./cmd/workbench-scheduler
 
+# The OCI image as a tarball, without a container engine (hack/image, go-containerregistry):
+# a static binary on an empty base, user 65532. `docker load -i` or `crane push` it.
+IMAGE ?= ghcr.io/workbench-scheduler/workbench-scheduler:$(VERSION)
+image:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w $(LDFLAGS)" -o bin/image/workbench-scheduler ./cmd/workbench-scheduler
+	cd hack/image && $(GO) run . --binary ../../bin/image/workbench-scheduler --out ../../bin/workbench-scheduler-image.tar --tag $(IMAGE)
+
 run: build
 	./bin/workbench-scheduler sandbox --scenario demo
 
 test: test-unit test-integration
 
+# The race detector needs cgo and so the C compiler `go env CC` names. Without one the unit
+# tests run without it (and say so); RACE=1 (CI sets it) makes that an error instead.
+RACE ?=
 test-unit:
-	$(GO) test -race -count=1 $(RACE_PKGS)
+	@cc=$$($(GO) env CC); cc=$${cc%% *}; \
+	if [ "$$($(GO) env CGO_ENABLED)" = 1 ] && command -v "$$cc" >/dev/null 2>&1; then \
+	  set -x; $(GO) test -race -count=1 $(RACE_PKGS); \
+	elif [ "$(RACE)" = 1 ]; then \
+	  echo "test-unit: RACE=1 but the race detector cannot run: C compiler \"$$cc\" not found or CGO_ENABLED=0" >&2; exit 1; \
+	else \
+	  echo "test-unit: C compiler \"$$cc\" not found or CGO_ENABLED=0: running the unit tests WITHOUT the race detector"; \
+	  set -x; CGO_ENABLED=0 $(GO) test -count=1 $(RACE_PKGS); \
+	fi
 
 # One package holds every test that starts a real kube-apiserver: linking one takes ~3 GiB.
 test-integration:
@@ -109,9 +127,10 @@ bench-micro:
 	$(GO) test -count=1 -run '^$$' -bench '$(MICRO)' -benchtime 200x -timeout 60m ./bench/
 
 verify:
-	@out=$$(gofmt -l cmd pkg plugins test manifests bench); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@out=$$(gofmt -l cmd pkg plugins test manifests bench hack); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) mod tidy -diff
+	cd hack/image && $(GO) mod tidy -diff && $(GO) vet ./...
 	$(MAKE) generate
 	@git diff --exit-code -- $(GENERATED) || (echo "generated code is stale: run make generate and commit"; exit 1)
 	@out=$$(git status --porcelain --untracked-files=all -- $(GENERATED)); if [ -n "$$out" ]; then \

@@ -1,0 +1,12 @@
+// A module of its own, so the image tool's dependencies stay out of the scheduler's build.
+module github.com/workbench-scheduler/workbench-scheduler/hack/image
+
+go 1.26.0
+
+require github.com/google/go-containerregistry v0.22.1
+
+require (
+	github.com/klauspost/compress v1.19.2 // indirect
+	github.com/opencontainers/go-digest v1.0.0 // indirect
+	github.com/opencontainers/image-spec v1.1.1 // indirect
+)
