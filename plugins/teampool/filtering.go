@@ -270,7 +270,9 @@ func (pl *TeamPool) Filter(_ context.Context, cs fwk.CycleState, pod *v1.Pod, no
 
 // PostFilter runs when no node passed Filter. If PreFilter had narrowed the cycle to a tier,
 // every node of that tier failed some other filter: the pod's next attempt starts at the next
-// tier, and the pod is retried at once rather than waiting for a cluster event.
+// tier, and the pod is retried at once rather than waiting for a cluster event. It runs before
+// DefaultPreemption (shipped config) and then stops the chain: nobody is preempted in this
+// tier while a lower tier may have room; without narrowing, preemption runs as upstream.
 func (pl *TeamPool) PostFilter(ctx context.Context, cs fwk.CycleState, pod *v1.Pod, _ fwk.NodeToStatusReader) (*fwk.PostFilterResult, *fwk.Status) {
 	s, err := getPreFilterState(cs)
 	if err != nil || s.narrowedTo < 0 {
@@ -279,5 +281,5 @@ func (pl *TeamPool) PostFilter(ctx context.Context, cs fwk.CycleState, pod *v1.P
 	pl.rememberFallback(pod.UID, s.narrowedTo, time.Now())
 	klog.FromContext(ctx).V(4).Info("Every node of the pod's best tier failed Filter; trying the next tier", "pod", klog.KObj(pod), "rank", s.narrowedTo)
 	pl.handle.Activate(klog.FromContext(ctx), map[string]*v1.Pod{string(pod.UID): pod})
-	return nil, fwk.NewStatus(fwk.Unschedulable, fmt.Sprintf("no node of the pod's best %s tier passed the filters; trying the next tier", tierName(s.narrowedTo, false)))
+	return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("no node of the pod's best %s tier passed the filters; trying the next tier", tierName(s.narrowedTo, false)))
 }

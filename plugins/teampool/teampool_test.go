@@ -375,8 +375,9 @@ func TestFallbackToNextTier(t *testing.T) {
 	if !s.IsSuccess() || !res.NodeNames.Equal(sets.New("recsys-1", "recsys-2")) {
 		t.Fatalf("first attempt: %v %v, want recsys nodes", res, s)
 	}
-	if _, s := h.pl.PostFilter(context.Background(), state, pod, nil); s.Code() != fwk.Unschedulable {
-		t.Fatalf("PostFilter: %v, want Unschedulable", s)
+	// UnschedulableAndUnresolvable ends the PostFilter chain: no preemption in this tier.
+	if _, s := h.pl.PostFilter(context.Background(), state, pod, nil); s.Code() != fwk.UnschedulableAndUnresolvable {
+		t.Fatalf("PostFilter: %v, want UnschedulableAndUnresolvable", s)
 	}
 	if got := h.run(t, pod).Ranked; !cmp.Equal(got, []string{"applied-1"}) {
 		t.Errorf("second attempt ranked %v, want the parent's pool", got)

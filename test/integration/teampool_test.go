@@ -93,6 +93,17 @@ func TestTeamPoolWithShippedConfig(t *testing.T) {
 		t.Errorf("finance-label bound to %s, want the finance pool", got)
 	}
 
+	// vision owns only a GPU node: its CPU pod passes the room check there, GPUAffinity refuses
+	// every node of the tier, and PostFilter sends the next attempt to the shared pool.
+	gpuNode := gpuTestNode("it-tp-vision-gpu-1", "NVIDIA-A100-SXM4-80GB", 8)
+	gpuNode.Labels["it-pool"] = "vision-gpu"
+	createNodes(t, gpuNode)
+	createPool(t, client, "it-vision-gpu", teamPoolSpec("vision", "vision-gpu", false))
+	createPod(t, cpuPod(plainNS, "vision-cpu", "1", map[string]string{teampool.TeamLabel: "vision"}))
+	if got := waitForNode(t, plainNS, "vision-cpu", 30*time.Second); got != "it-tp-shared-1" {
+		t.Errorf("vision-cpu bound to %s, want the shared pool after its own GPU-only pool refused it", got)
+	}
+
 	closed := cpuPod(teamNS, "wants-finance", "1", nil)
 	closed.Spec.NodeSelector = map[string]string{"it-pool": "finance"}
 	createPod(t, closed)
