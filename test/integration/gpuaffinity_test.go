@@ -130,16 +130,24 @@ func TestGPUAffinityWithShippedConfig(t *testing.T) {
 		`workbench_gpu_free_fragmented`:                       6,
 		`workbench_gpu_free_on_idle_nodes`:                    0,
 	}
+	waitForMetrics(t, wantAtLeastOne, wantExactly)
+}
+
+// waitForMetrics polls what /metrics serves (the process's legacy registry, where the in-process
+// scheduler registers) until every atLeastOne series is >= 1 and every exactly series equals
+// its value. Gauges read informer caches that may trail the apiserver, so it waits 30 s.
+func waitForMetrics(t *testing.T, atLeastOne []string, exactly map[string]float64) {
+	t.Helper()
 	var problems []string
-	err = wait.PollUntilContextTimeout(context.Background(), 500*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+	err := wait.PollUntilContextTimeout(context.Background(), 500*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
 		text := scrape(t)
 		problems = nil
-		for _, series := range wantAtLeastOne {
+		for _, series := range atLeastOne {
 			if v, ok := metricValue(text, series); !ok || v < 1 {
 				problems = append(problems, fmt.Sprintf("%s = %v (found %v), want >= 1", series, v, ok))
 			}
 		}
-		for series, want := range wantExactly {
+		for series, want := range exactly {
 			if v, ok := metricValue(text, series); !ok || v != want {
 				problems = append(problems, fmt.Sprintf("%s = %v (found %v), want %v", series, v, ok, want))
 			}

@@ -169,23 +169,5 @@ func TestTeamPoolWithShippedConfig(t *testing.T) {
 		// own-spills runs in the parent's pool, finance-label in finance's.
 		`workbench_team_pods_outside_own_pools{team="ai/applied-ml/recsys"}`: 1,
 	}
-	var problems []string
-	err = wait.PollUntilContextTimeout(context.Background(), 500*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
-		text := scrape(t)
-		problems = nil
-		for _, series := range wantAtLeastOne {
-			if v, ok := metricValue(text, series); !ok || v < 1 {
-				problems = append(problems, fmt.Sprintf("%s = %v (found %v), want >= 1", series, v, ok))
-			}
-		}
-		for series, want := range wantExactly {
-			if v, ok := metricValue(text, series); !ok || v != want {
-				problems = append(problems, fmt.Sprintf("%s = %v (found %v), want %v", series, v, ok, want))
-			}
-		}
-		return len(problems) == 0, nil
-	})
-	if err != nil {
-		t.Errorf("metrics: %s", strings.Join(problems, "; "))
-	}
+	waitForMetrics(t, wantAtLeastOne, wantExactly)
 }
