@@ -3,6 +3,9 @@ package sandbox
 import (
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
 func TestParseScenario(t *testing.T) {
@@ -43,6 +46,31 @@ func TestParseScenario(t *testing.T) {
 			wantErr: "document 1: invalid YAML",
 		},
 		{
+			name:    "duplicate names both documents",
+			input:   "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: a}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: a}\n",
+			wantErr: "documents 2 (Pod a/p) and 3 (Pod a/p) name the same object",
+		},
+		{
+			name:    "no namespace is default",
+			input:   "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: default}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n",
+			wantErr: "documents 1 (ConfigMap default/c) and 2 (ConfigMap c) name the same object",
+		},
+		{
+			name:    "another version of the same group and kind is the same object",
+			input:   "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n---\napiVersion: apps/v1beta2\nkind: Deployment\nmetadata: {name: d}\n",
+			wantErr: "documents 1 (Deployment d) and 2 (Deployment d) name the same object",
+		},
+		{
+			name:  "same name in another namespace, kind or group is another object",
+			input: "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: a}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: b}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: c, namespace: a}\n---\napiVersion: example.test/v1\nkind: ConfigMap\nmetadata: {name: c, namespace: a}\n",
+			want:  []string{"ConfigMap", "ConfigMap", "Secret", "ConfigMap"},
+		},
+		{
+			name:    "cluster-scoped duplicate",
+			input:   "apiVersion: v1\nkind: Node\nmetadata: {name: node-1}\n---\napiVersion: v1\nkind: Node\nmetadata: {name: node-1}\n",
+			wantErr: "documents 1 (Node node-1) and 2 (Node node-1)",
+		},
+		{
 			name:    "wrong type",
 			input:   "apiVersion: v1\nkind: Node\nmetadata: {name: node-1}\nspec: {unschedulable: maybe}\n",
 			wantErr: "document 1 (Node node-1)",
@@ -66,6 +94,61 @@ func TestParseScenario(t *testing.T) {
 			}
 			if strings.Join(kinds, ",") != strings.Join(tt.want, ",") {
 				t.Fatalf("kinds = %v, want %v", kinds, tt.want)
+			}
+		})
+	}
+}
+
+func TestApplyOrder(t *testing.T) {
+	doc := func(apiVersion, kind, name string) *unstructured.Unstructured {
+		u := &unstructured.Unstructured{}
+		u.SetAPIVersion(apiVersion)
+		u.SetKind(kind)
+		u.SetName(name)
+		return u
+	}
+	tests := []struct {
+		name                  string
+		objs                  []*unstructured.Unstructured
+		wantFoundations, rest []int
+	}{
+		{
+			name: "no foundations",
+			objs: []*unstructured.Unstructured{doc("v1", "Node", "n"), doc("v1", "Pod", "p")},
+			rest: []int{0, 1},
+		},
+		{
+			name: "namespaces, then priority classes, then CRDs, each in document order; the rest in document order",
+			objs: []*unstructured.Unstructured{
+				doc("v1", "Pod", "p"),
+				doc("apiextensions.k8s.io/v1", "CustomResourceDefinition", "widgets.example.test"),
+				doc("scheduling.k8s.io/v1", "PriorityClass", "high"),
+				doc("example.test/v1", "Widget", "w"),
+				doc("v1", "Namespace", "b"),
+				doc("scheduling.k8s.io/v1", "PriorityClass", "low"),
+				doc("v1", "Namespace", "a"),
+				doc("apps/v1", "Deployment", "d"),
+			},
+			wantFoundations: []int{4, 6, 2, 5, 1},
+			rest:            []int{0, 3, 7},
+		},
+		{
+			name: "a kind named like a foundation in another group is not one",
+			objs: []*unstructured.Unstructured{
+				doc("example.test/v1", "Namespace", "n"),
+				doc("example.test/v1", "PriorityClass", "p"),
+			},
+			rest: []int{0, 1},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			foundations, rest := applyOrder(tt.objs)
+			if diff := cmp.Diff(tt.wantFoundations, foundations); diff != "" {
+				t.Errorf("foundations (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.rest, rest); diff != "" {
+				t.Errorf("rest (-want +got):\n%s", diff)
 			}
 		})
 	}

@@ -144,15 +144,24 @@ func (s *InProcess) setErr(err error) {
 	}
 }
 
-// WaitReady blocks until this scheduler holds the lease and its /readyz answers 200.
+// WaitReady blocks until this scheduler holds the lease and its /readyz answers 200. If ctx is
+// cancelled first, it says so: the scheduler, started from ctx, stops too, and the lease was
+// not late.
 func (s *InProcess) WaitReady(ctx context.Context, timeout time.Duration) error {
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	select {
 	case <-s.leading:
 	case <-s.done:
+		if parent.Err() != nil {
+			return fmt.Errorf("cancelled before the scheduler acquired its leader lease: %w", context.Cause(parent))
+		}
 		return fmt.Errorf("scheduler stopped before leading: %v", s.Err())
 	case <-ctx.Done():
+		if parent.Err() != nil {
+			return fmt.Errorf("cancelled before the scheduler acquired its leader lease: %w", context.Cause(parent))
+		}
 		return errors.New("scheduler did not acquire its leader lease in time")
 	}
 	select {
