@@ -142,8 +142,9 @@ func (pl *TeamPool) PreFilter(ctx context.Context, cs fwk.CycleState, pod *v1.Po
 	if len(pools) == 0 {
 		return nil, fwk.NewStatus(fwk.Skip)
 	}
+	requests := resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{})
 	s := &preFilterState{team: t, rank: make(map[*pool]int, len(pools)), narrowedTo: -1,
-		request: pl.index.podAmounts(pod)}
+		request: pl.index.amountsOf(requests)}
 	byRank := map[int]*tier{}
 	for _, ps := range pools {
 		if ps.pool.invalid != "" {
@@ -173,8 +174,7 @@ func (pl *TeamPool) PreFilter(ctx context.Context, cs fwk.CycleState, pod *v1.Po
 	}
 	slices.SortFunc(tiers, func(a, b *tier) int { return a.rank - b.rank })
 	skip := pl.skipThrough(pod.UID, time.Now())
-	fit := &podFit{pod: pod, requests: resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{}),
-		affinity: nodeaffinity.GetRequiredNodeAffinity(pod)}
+	fit := &podFit{pod: pod, requests: requests, affinity: nodeaffinity.GetRequiredNodeAffinity(pod)}
 	logger := klog.FromContext(ctx)
 	nodeInfos := pl.handle.SnapshotSharedLister().NodeInfos()
 	for i, tr := range tiers {
@@ -185,7 +185,8 @@ func (pl *TeamPool) PreFilter(ctx context.Context, cs fwk.CycleState, pod *v1.Po
 			continue
 		}
 		if i == len(tiers)-1 && skip < 0 && len(s.rank) == len(pools) && allUsable(s.rank) {
-			// The only usable tier holds every node: nothing to narrow.
+			// Better tiers have no room and no pool is closed to the pod: every node may be
+			// filtered, and those of better tiers fail on resources as the room check did.
 			return nil, nil
 		}
 		s.narrowedTo = tr.rank

@@ -123,8 +123,11 @@ func (idx *poolIndex) nodeAmounts(node *v1.Node) amounts {
 }
 
 func (idx *poolIndex) podAmounts(pod *v1.Pod) amounts {
-	r := resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{})
-	return amounts{milliCPU: r.Cpu().MilliValue(), memory: r.Memory().Value(), gpu: idx.gpus(r)}
+	return idx.amountsOf(resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{}))
+}
+
+func (idx *poolIndex) amountsOf(requests v1.ResourceList) amounts {
+	return amounts{milliCPU: requests.Cpu().MilliValue(), memory: requests.Memory().Value(), gpu: idx.gpus(requests)}
 }
 
 // newPool converts a ResourcePool; a bad owner or selector marks it invalid instead of failing.
