@@ -1,27 +1,16 @@
 package integration
 
 import (
-	"bytes"
 	"context"
-	"crypto/tls"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"sigs.k8s.io/yaml"
 
 	workbenchv1alpha1 "github.com/workbench-scheduler/workbench-scheduler/pkg/apis/workbench/v1alpha1"
 )
@@ -32,95 +21,15 @@ const (
 	shippedLease          = "workbench-scheduler"
 )
 
-// syncBuffer collects a process's output while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // The binary, started with the shipped configuration and nothing but the shipped
 // ServiceAccount's token (the apiserver enforces RBAC), takes its lease, schedules a pod,
 // records events, keeps a ResourcePool's status and serves /metrics with delegated auth. A rule
 // missing from manifests/ fails one of these.
 func TestBinaryRunsUnderTheShippedServiceAccount(t *testing.T) {
-	apply(t, renderManifests(t))
 	ctx := context.Background()
-	expiry := int64(3600)
-	tr, err := cp.Client.CoreV1().ServiceAccounts(shippedNamespace).CreateToken(ctx, shippedServiceAccount,
-		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &expiry}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatalf("minting a token for %s/%s: %v", shippedNamespace, shippedServiceAccount, err)
-	}
-	dir := t.TempDir()
-	kubeconfig := filepath.Join(dir, "serviceaccount.kubeconfig")
-	data, err := cp.KubeconfigForToken(tr.Status.Token)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(kubeconfig, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var cfg map[string]any
-	if err := yaml.Unmarshal(renderedSchedulerConfig(t), &cfg); err != nil {
-		t.Fatal(err)
-	}
-	cfg["clientConnection"].(map[string]any)["kubeconfig"] = kubeconfig
-	configPath := filepath.Join(dir, "config.yaml")
-	if data, err = yaml.Marshal(cfg); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(configPath, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-
-	port := freePort(t)
-	cmd := exec.Command(os.Args[0], "--config="+configPath, fmt.Sprintf("--secure-port=%d", port), "--bind-address=127.0.0.1",
-		"--authentication-kubeconfig="+kubeconfig, "--authorization-kubeconfig="+kubeconfig, "-v=2")
-	cmd.Env = append(os.Environ(), runMainEnv+"=1")
-	out := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		// Upstream's Run does not release the lease on exit; the next test's scheduler would
-		// wait for it to expire.
-		_ = cp.Client.CoordinationV1().Leases(shippedNamespace).Delete(context.Background(), shippedLease, metav1.DeleteOptions{})
-		if t.Failed() {
-			t.Logf("binary output (last lines):\n%s", lastLines(out.String(), 60))
-		}
-	})
+	b := setUpShippedBinary(t)
+	deleteShippedLeaseAtCleanup(t)
+	bin := b.start(t)
 	poll := func(what string, timeout time.Duration, cond func(context.Context) (bool, error)) {
 		t.Helper()
 		if err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, timeout, true, cond); err != nil {
@@ -160,21 +69,7 @@ func TestBinaryRunsUnderTheShippedServiceAccount(t *testing.T) {
 
 	// /metrics: the binary asks the apiserver (TokenReview, SubjectAccessReview) with its own
 	// identity whether the caller may read it.
-	httpClient := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
-	defer httpClient.CloseIdleConnections()
-	get := func(token string) (int, string) {
-		req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("https://127.0.0.1:%d/metrics", port), nil)
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := httpClient.Do(req)
-		if err != nil {
-			return 0, err.Error()
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(body)
-	}
+	get := func(token string) (int, string) { return bin.get("/metrics", token) }
 	var code int
 	var body string
 	poll("GET /metrics as the cluster admin", 30*time.Second, func(context.Context) (bool, error) {
@@ -184,7 +79,7 @@ func TestBinaryRunsUnderTheShippedServiceAccount(t *testing.T) {
 	if !strings.Contains(body, "workbench_resourcepool_capacity") {
 		t.Errorf("/metrics lacks workbench_resourcepool_capacity")
 	}
-	if code, _ := get(tr.Status.Token); code != http.StatusForbidden {
+	if code, _ := get(b.token); code != http.StatusForbidden {
 		t.Errorf("GET /metrics as the scheduler's own ServiceAccount = %d, want 403 (it is not granted /metrics)", code)
 	}
 	if code, _ := get(""); code != http.StatusForbidden && code != http.StatusUnauthorized {
@@ -218,8 +113,8 @@ func TestBinaryRunsUnderTheShippedServiceAccount(t *testing.T) {
 			t.Errorf("%s %s %s/%s allowed = %v, want %v", c.verb, c.resource, c.namespace, c.name, res.Status.Allowed, c.allowed)
 		}
 	}
-	if strings.Contains(out.String(), "is forbidden") {
-		t.Errorf("the binary was denied something:\n%s", grepLines(out.String(), "is forbidden"))
+	if strings.Contains(bin.out.String(), "is forbidden") {
+		t.Errorf("the binary was denied something:\n%s", grepLines(bin.out.String(), "is forbidden"))
 	}
 }
 

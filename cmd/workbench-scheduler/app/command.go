@@ -8,6 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"k8s.io/component-base/cli"
+	// client-go's request and leader-election metrics on /metrics, as upstream's binary has them.
+	_ "k8s.io/component-base/metrics/prometheus/clientgo"
 	kubeschedulerapp "k8s.io/kubernetes/cmd/kube-scheduler/app"
 	frameworkruntime "k8s.io/kubernetes/pkg/scheduler/framework/runtime"
 
