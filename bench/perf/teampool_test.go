@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	resourcehelper "k8s.io/component-helpers/resource"
 	fwk "k8s.io/kube-scheduler/framework"
 	frameworkruntime "k8s.io/kubernetes/pkg/scheduler/framework/runtime"
@@ -84,7 +85,10 @@ func prepareCluster(tCtx ktesting.TContext) error {
 			if tCtx.Failed() {
 				return
 			}
-			a, err := checkAdherence(tCtx, tCtx.Client(), versioned.NewForConfigOrDie(tCtx.RESTConfig()))
+			// Custom resources speak JSON only; the harness's connection may prefer protobuf.
+			cfg := rest.CopyConfig(tCtx.RESTConfig())
+			cfg.ContentType, cfg.AcceptContentTypes = "application/json", "application/json"
+			a, err := checkAdherence(tCtx, tCtx.Client(), versioned.NewForConfigOrDie(cfg))
 			if err != nil {
 				tCtx.Errorf("checking TeamPool adherence: %v", err)
 				return

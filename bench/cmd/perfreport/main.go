@@ -306,8 +306,8 @@ func ratio(r *row) float64 {
 
 // teamPoolSummary is the line make bench-teampool prints per workload.
 func teamPoolSummary(r *row) string {
-	return fmt.Sprintf("%s/%s (run %s): %.1f pods/s with TeamPool, %.1f without: ratio %.3f (%+.1f %%); in best tier with room: %s with TeamPool (%d pods), %s without",
-		r.shape, r.workload, r.run, r.workbench.throughput, r.upstream.throughput, ratio(r), 100*(ratio(r)-1),
+	return fmt.Sprintf("%s/%s (run %s, %d run(s) a side): %.1f pods/s with TeamPool, %.1f without: ratio %.3f (%+.1f %%); in best tier with room: %s with TeamPool (%d pods checked), %s without",
+		r.shape, r.workload, r.run, r.workbench.runs, r.workbench.throughput, r.upstream.throughput, ratio(r), 100*(ratio(r)-1),
 		adherencePercent(r.workbench.adherence), podsOf(r.workbench.adherence), adherencePercent(r.upstream.adherence))
 }
 
@@ -330,9 +330,9 @@ func teamPoolMarkdown(rows []*row) string {
 		if r.commit != "" {
 			run += " (" + r.commit + ")"
 		}
-		fmt.Fprintf(&b, "| %s/%s | %s | %.1f / %.1f | %.3f | %s / %s (%d pods) | %s | %.1f / %.1f ms | %.0f / %.0f ms | %.0f / %.0f MiB | %d |\n",
+		fmt.Fprintf(&b, "| %s/%s | %s | %.1f / %.1f | %.3f | %s / %s (%d pods a run) | %s | %.1f / %.1f ms | %.0f / %.0f ms | %.0f / %.0f MiB | %d |\n",
 			r.shape, r.workload, run, r.upstream.throughput, r.workbench.throughput, ratio(r),
-			adherencePercent(r.upstream.adherence), adherencePercent(r.workbench.adherence), podsOf(r.workbench.adherence),
+			adherencePercent(r.upstream.adherence), adherencePercent(r.workbench.adherence), podsOf(r.workbench.adherence)/max(r.workbench.runs, 1),
 			placements(r.workbench.adherence),
 			r.upstream.attemptP50, r.workbench.attemptP50, r.upstream.attemptP99, r.workbench.attemptP99,
 			r.upstream.peakRSSMB, r.workbench.peakRSSMB, r.workbench.runs)
