@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -138,6 +140,8 @@ func (pl *TeamPool) PreFilter(ctx context.Context, cs fwk.CycleState, pod *v1.Po
 		countRejection("invalid_team")
 		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, err.Error())
 	}
+	// Read before the summaries: a change in between only costs a rebuild of a tier's set.
+	membership := pl.index.membership.Load()
 	pools, unpooled := pl.index.summaries()
 	if len(pools) == 0 {
 		return nil, fwk.NewStatus(fwk.Skip)
@@ -190,7 +194,7 @@ func (pl *TeamPool) PreFilter(ctx context.Context, cs fwk.CycleState, pod *v1.Po
 			return nil, nil
 		}
 		s.narrowedTo = tr.rank
-		return &fwk.PreFilterResult{NodeNames: tierNodes(tr)}, nil
+		return &fwk.PreFilterResult{NodeNames: pl.tierSets.get(membership, tr)}, nil
 	}
 	// No tier has room: Filter over every node the pod may use gives the usual reasons.
 	return nil, nil
@@ -215,6 +219,39 @@ func (pl *TeamPool) tierHasRoom(logger klog.Logger, fit *podFit, tr *tier, nodeI
 		}
 	}
 	return false
+}
+
+// tierSetCache keeps the node sets of tiers of several pools until membership changes: the
+// shared tier of a large cluster is thousands of nodes, too many to copy every cycle.
+type tierSetCache struct {
+	mu         sync.Mutex
+	membership uint64
+	sets       map[string]sets.Set[string]
+}
+
+func (c *tierSetCache) get(membership uint64, tr *tier) sets.Set[string] {
+	if len(tr.pools) == 1 {
+		return tr.pools[0].nodes
+	}
+	names := make([]string, len(tr.pools))
+	for i, ps := range tr.pools {
+		names[i] = ps.pool.name // "" is the unpooled nodes; no pool has an empty name
+	}
+	slices.Sort(names)
+	key := strings.Join(names, "/")
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sets == nil || c.membership != membership {
+		c.sets, c.membership = map[string]sets.Set[string]{}, membership
+	}
+	if s, ok := c.sets[key]; ok {
+		return s
+	}
+	s := tierNodes(tr)
+	if len(c.sets) < 1024 {
+		c.sets[key] = s
+	}
+	return s
 }
 
 func tierNodes(tr *tier) sets.Set[string] {

@@ -96,6 +96,8 @@ type poolIndex struct {
 	unpooled *pool
 	// version moves on every change of membership or usage; the status writer compares it.
 	version atomic.Uint64
+	// membership moves when a node joins or leaves a pool (or the unpooled set).
+	membership atomic.Uint64
 }
 
 func newPoolIndex(gpuResources []v1.ResourceName) *poolIndex {
@@ -188,6 +190,7 @@ func (idx *poolIndex) reassignAllLocked() {
 		return orgtree.ComparePrecedence(a.specificity, a.name, b.specificity, b.name)
 	})
 	idx.unpooled = &pool{nodes: sets.New[string]()}
+	idx.membership.Add(1)
 	for name, n := range idx.nodes {
 		n.pool, n.matches = nil, nil
 		if n.present {
@@ -214,6 +217,7 @@ func (idx *poolIndex) assignLocked(name string, n *nodeEntry) {
 	target.capacity.add(n.allocatable)
 	target.allocated.add(n.used)
 	target.changed()
+	idx.membership.Add(1)
 	if len(n.matches) > 1 {
 		for _, p := range n.matches {
 			p.overlapping++
@@ -230,6 +234,7 @@ func (idx *poolIndex) unassignLocked(name string, n *nodeEntry) {
 	target.capacity.sub(n.allocatable)
 	target.allocated.sub(n.used)
 	target.changed()
+	idx.membership.Add(1)
 	if len(n.matches) > 1 {
 		for _, p := range n.matches {
 			p.overlapping--

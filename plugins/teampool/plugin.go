@@ -79,6 +79,8 @@ type TeamPool struct {
 	// attempt starts one tier lower.
 	fallbackMu sync.Mutex
 	fallbacks  map[types.UID]fallback
+
+	tierSets tierSetCache
 }
 
 type fallback struct {

@@ -565,3 +565,23 @@ func newLease(holder string, renewed time.Time, seconds int32) *coordinationv1.L
 		HolderIdentity: &holder, RenewTime: &metav1.MicroTime{Time: renewed}, LeaseDurationSeconds: &seconds,
 	}}
 }
+
+// A tier of several pools is cached between cycles and rebuilt when a node joins it.
+func TestTierSetFollowsMembership(t *testing.T) {
+	h := newHarness(t, cluster{pools: orgPools(), nodes: orgNodes()}, testArgs(t, nil))
+	preFilter := func() sets.Set[string] {
+		t.Helper()
+		res, s := h.pl.PreFilter(context.Background(), framework.NewCycleState(), teamPod("p", ""), h.nodes)
+		if !s.IsSuccess() || res.AllNodes() {
+			t.Fatalf("PreFilter = %v, %v; want the shared tier", res, s)
+		}
+		return res.NodeNames
+	}
+	if got, want := preFilter(), sets.New("shared-1", "free-1"); !got.Equal(want) {
+		t.Fatalf("shared tier %v, want %v", sets.List(got), sets.List(want))
+	}
+	h.pl.index.setNode(poolNode("free-2", ""))
+	if got, want := preFilter(), sets.New("shared-1", "free-1", "free-2"); !got.Equal(want) {
+		t.Errorf("after a node joined: %v, want %v", sets.List(got), sets.List(want))
+	}
+}
