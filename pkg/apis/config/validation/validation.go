@@ -18,6 +18,22 @@ import (
 	"github.com/workbench-scheduler/workbench-scheduler/pkg/apis/config"
 )
 
+// validateGPUResourceNames checks a list of extended resources that count as GPUs.
+func validateGPUResourceNames(path *field.Path, names []string) field.ErrorList {
+	var errs field.ErrorList
+	seen := sets.New[string]()
+	for i, name := range names {
+		if seen.Has(name) {
+			errs = append(errs, field.Duplicate(path.Index(i), name))
+		}
+		seen.Insert(name)
+		if !v1helper.IsExtendedResourceName(v1.ResourceName(name)) {
+			errs = append(errs, field.Invalid(path.Index(i), name, "must be an extended resource name such as nvidia.com/gpu"))
+		}
+	}
+	return errs
+}
+
 // ValidateGPUAffinityArgs validates defaulted GPUAffinityArgs. path is where they sit in the
 // scheduler configuration, e.g. profiles[0].pluginConfig[1].args.
 func ValidateGPUAffinityArgs(path *field.Path, args *config.GPUAffinityArgs) error {
@@ -26,16 +42,7 @@ func ValidateGPUAffinityArgs(path *field.Path, args *config.GPUAffinityArgs) err
 	if len(args.GPUResourceNames) == 0 {
 		errs = append(errs, field.Required(names, "at least one GPU resource name"))
 	}
-	seen := sets.New[string]()
-	for i, name := range args.GPUResourceNames {
-		if seen.Has(name) {
-			errs = append(errs, field.Duplicate(names.Index(i), name))
-		}
-		seen.Insert(name)
-		if !v1helper.IsExtendedResourceName(v1.ResourceName(name)) {
-			errs = append(errs, field.Invalid(names.Index(i), name, "must be an extended resource name such as nvidia.com/gpu"))
-		}
-	}
+	errs = append(errs, validateGPUResourceNames(names, args.GPUResourceNames)...)
 	for _, l := range []struct {
 		name, value string
 	}{{"productLabel", args.ProductLabel}, {"memoryLabel", args.MemoryLabel}} {
@@ -102,16 +109,7 @@ func ValidateTeamPoolArgs(path *field.Path, args *config.TeamPoolArgs) error {
 			[]string{string(config.UnpooledNodesShared), string(config.UnpooledNodesLast)}))
 	}
 	names := path.Child("gpuResourceNames")
-	seen := sets.New[string]()
-	for i, name := range args.GPUResourceNames {
-		if seen.Has(name) {
-			errs = append(errs, field.Duplicate(names.Index(i), name))
-		}
-		seen.Insert(name)
-		if !v1helper.IsExtendedResourceName(v1.ResourceName(name)) {
-			errs = append(errs, field.Invalid(names.Index(i), name, "must be an extended resource name such as nvidia.com/gpu"))
-		}
-	}
+	errs = append(errs, validateGPUResourceNames(names, args.GPUResourceNames)...)
 	if args.StatusUpdateInterval.Duration < time.Second {
 		errs = append(errs, field.Invalid(path.Child("statusUpdateInterval"), args.StatusUpdateInterval.Duration.String(), "must be at least 1s"))
 	}
