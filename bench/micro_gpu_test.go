@@ -93,8 +93,14 @@ func filterScoreOnce(b *testing.B, pl filterScorer, pod *corev1.Pod, nodes []fwk
 			feasible = append(feasible, n)
 		}
 	}
+	scoreAll(ctx, b, pl, state, pod, feasible)
+	return len(feasible)
+}
+
+// scoreAll runs PreScore, Score on every feasible node and NormalizeScore, as a cycle does.
+func scoreAll(ctx context.Context, b *testing.B, pl filterScorer, state fwk.CycleState, pod *corev1.Pod, feasible []fwk.NodeInfo) {
 	if s := pl.PreScore(ctx, state, pod, feasible); s.IsSkip() {
-		return len(feasible)
+		return
 	} else if !s.IsSuccess() {
 		b.Fatal(s)
 	}
@@ -109,7 +115,6 @@ func filterScoreOnce(b *testing.B, pl filterScorer, pod *corev1.Pod, nodes []fwk
 	if ext := pl.ScoreExtensions(); ext != nil {
 		ext.NormalizeScore(ctx, state, pod, scores)
 	}
-	return len(feasible)
 }
 
 func BenchmarkFilterScore7500Nodes(b *testing.B) {

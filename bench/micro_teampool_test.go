@@ -214,22 +214,7 @@ func (c *teamPoolCluster) cycle(b *testing.B, pl filterScorer, pod *corev1.Pod, 
 	if len(feasible) == 0 {
 		b.Fatalf("%s: no feasible node for %s", pl.Name(), pod.Name)
 	}
-	if s := pl.PreScore(ctx, state, pod, feasible); s.IsSkip() {
-		return len(candidates)
-	} else if !s.IsSuccess() {
-		b.Fatal(s)
-	}
-	scores := make(fwk.NodeScoreList, 0, len(feasible))
-	for _, n := range feasible {
-		sc, s := pl.Score(ctx, state, pod, n)
-		if !s.IsSuccess() {
-			b.Fatal(s)
-		}
-		scores = append(scores, fwk.NodeScore{Name: n.Node().Name, Score: sc})
-	}
-	if ext := pl.ScoreExtensions(); ext != nil {
-		ext.NormalizeScore(ctx, state, pod, scores)
-	}
+	scoreAll(ctx, b, pl, state, pod, feasible)
 	return len(candidates)
 }
 

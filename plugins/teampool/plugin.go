@@ -95,9 +95,6 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, err
 	if !ok {
 		return nil, fmt.Errorf("%s: want args of type TeamPoolArgs, got %T", Name, obj)
 	}
-	if err := validation.ValidateTeamPoolArgs(field.NewPath("pluginConfig").Key(Name).Child("args"), args); err != nil {
-		return nil, err
-	}
 	var client versioned.Interface
 	if h.KubeConfig() != nil {
 		// The scheduler's connection speaks protobuf, which custom resources do not.
@@ -109,7 +106,7 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, err
 		}
 		client = c
 	}
-	pl, err := newPlugin(ctx, args, h, client)
+	pl, err := NewWithClient(ctx, args, h, client)
 	if err != nil {
 		return nil, err
 	}
