@@ -165,3 +165,7 @@ generate:
 	$(GO) tool informer-gen $(HEADER) --versioned-clientset-package $(GEN_PKG)/clientset/versioned \
 	  --listers-package $(GEN_PKG)/listers --output-dir pkg/generated/informers --output-pkg $(GEN_PKG)/informers $(CRD_API_PKGS)
 	$(GO) tool controller-gen crd paths=./pkg/apis/workbench/... output:crd:dir=manifests/crds
+	@# PodGroup is scheduler-plugins' API (Kubeflow, Spark and KubeRay speak it): its CRD comes
+	@# from the module's types; the package's other kind (ElasticQuota) is not ours to ship.
+	tmp=$$(mktemp -d) && $(GO) tool controller-gen crd paths=sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1 output:crd:dir=$$tmp && \
+	  cp $$tmp/scheduling.x-k8s.io_podgroups.yaml manifests/crds/ && rm -rf $$tmp

@@ -20,6 +20,7 @@ func addKnownTypes(scheme *runtime.Scheme) error {
 		&GPUAffinityArgs{},
 		&IndexedPodTopologySpreadArgs{},
 		&TeamPoolArgs{},
+		&GangArgs{},
 	)
 	return nil
 }

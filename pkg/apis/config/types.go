@@ -92,3 +92,16 @@ type TeamPoolArgs struct {
 	// written only while this process holds it; "-" means always (no leader election).
 	LeaderLease string
 }
+
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+
+// GangArgs configures the Gang plugin.
+type GangArgs struct {
+	metav1.TypeMeta
+
+	// SessionTimeout is how long an interactive session's gang may take to be fully placed
+	// when its PodGroup sets no scheduleTimeoutSeconds.
+	SessionTimeout metav1.Duration
+	// BatchTimeout is the same for every other gang.
+	BatchTimeout metav1.Duration
+}

@@ -66,3 +66,19 @@ func SetDefaults_TeamPoolArgs(obj *TeamPoolArgs) {
 		obj.LeaderLease = DefaultLeaderLease
 	}
 }
+
+// Defaults of GangArgs.
+const (
+	DefaultSessionTimeout = 5 * time.Minute
+	DefaultBatchTimeout   = 10 * time.Minute
+)
+
+// SetDefaults_GangArgs fills what the user left out.
+func SetDefaults_GangArgs(obj *GangArgs) {
+	if obj.SessionTimeout == nil {
+		obj.SessionTimeout = &metav1.Duration{Duration: DefaultSessionTimeout}
+	}
+	if obj.BatchTimeout == nil {
+		obj.BatchTimeout = &metav1.Duration{Duration: DefaultBatchTimeout}
+	}
+}

@@ -69,3 +69,17 @@ type TeamPoolArgs struct {
 	// "-" writes always (a single scheduler without leader election).
 	LeaderLease string `json:"leaderLease,omitempty"`
 }
+
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+
+// GangArgs configures the Gang plugin.
+type GangArgs struct {
+	metav1.TypeMeta `json:",inline"`
+
+	// SessionTimeout is how long an interactive session's gang (a PodGroup labelled
+	// workbench.dev/session: "true") may take to be fully placed when its PodGroup sets no
+	// scheduleTimeoutSeconds. Default: 5m, the start timeout of common notebook spawners.
+	SessionTimeout *metav1.Duration `json:"sessionTimeout,omitempty"`
+	// BatchTimeout is the same for every other gang. Default: 10m.
+	BatchTimeout *metav1.Duration `json:"batchTimeout,omitempty"`
+}

@@ -20,6 +20,7 @@ import (
 // All generated defaulters are covering - they call all nested defaulters.
 func RegisterDefaults(scheme *runtime.Scheme) error {
 	scheme.AddTypeDefaultingFunc(&GPUAffinityArgs{}, func(obj interface{}) { SetObjectDefaults_GPUAffinityArgs(obj.(*GPUAffinityArgs)) })
+	scheme.AddTypeDefaultingFunc(&GangArgs{}, func(obj interface{}) { SetObjectDefaults_GangArgs(obj.(*GangArgs)) })
 	scheme.AddTypeDefaultingFunc(&IndexedPodTopologySpreadArgs{}, func(obj interface{}) {
 		SetObjectDefaults_IndexedPodTopologySpreadArgs(obj.(*IndexedPodTopologySpreadArgs))
 	})
@@ -29,6 +30,10 @@ func RegisterDefaults(scheme *runtime.Scheme) error {
 
 func SetObjectDefaults_GPUAffinityArgs(in *GPUAffinityArgs) {
 	SetDefaults_GPUAffinityArgs(in)
+}
+
+func SetObjectDefaults_GangArgs(in *GangArgs) {
+	SetDefaults_GangArgs(in)
 }
 
 func SetObjectDefaults_IndexedPodTopologySpreadArgs(in *IndexedPodTopologySpreadArgs) {

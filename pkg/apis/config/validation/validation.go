@@ -122,3 +122,21 @@ func ValidateTeamPoolArgs(path *field.Path, args *config.TeamPoolArgs) error {
 	}
 	return errs.ToAggregate()
 }
+
+// MaxGangTimeout keeps a gang's wait below the framework's 15-minute ceiling on Permit waits,
+// past which the framework would reject members on its own, without our reason.
+const MaxGangTimeout = 14 * time.Minute
+
+// ValidateGangArgs checks GangArgs; path is where the args sit in the configuration.
+func ValidateGangArgs(path *field.Path, args *config.GangArgs) error {
+	var errs field.ErrorList
+	for _, f := range []struct {
+		name string
+		d    time.Duration
+	}{{"sessionTimeout", args.SessionTimeout.Duration}, {"batchTimeout", args.BatchTimeout.Duration}} {
+		if f.d < time.Second || f.d > MaxGangTimeout {
+			errs = append(errs, field.Invalid(path.Child(f.name), f.d.String(), "must be between 1s and "+MaxGangTimeout.String()))
+		}
+	}
+	return errs.ToAggregate()
+}
