@@ -14,6 +14,7 @@ import (
 	frameworkruntime "k8s.io/kubernetes/pkg/scheduler/framework/runtime"
 
 	"github.com/workbench-scheduler/workbench-scheduler/pkg/version"
+	"github.com/workbench-scheduler/workbench-scheduler/plugins/gang"
 	"github.com/workbench-scheduler/workbench-scheduler/plugins/gpuaffinity"
 	"github.com/workbench-scheduler/workbench-scheduler/plugins/teampool"
 	"github.com/workbench-scheduler/workbench-scheduler/plugins/topologyspread"
@@ -29,6 +30,7 @@ func Registry() frameworkruntime.Registry {
 		gpuaffinity.Name:    gpuaffinity.New,
 		topologyspread.Name: topologyspread.New,
 		teampool.Name:       teampool.New,
+		gang.Name:           gang.New,
 	}
 }
 
