@@ -450,4 +450,3 @@ func TestNativePodGroupMembersAreLeftToTheInTreePlugin(t *testing.T) {
 		t.Errorf("pod in a native PodGroup: %v, want Gang to ignore it", status)
 	}
 }
-
