@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
+	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
 
 	workbenchv1alpha1 "github.com/workbench-scheduler/workbench-scheduler/pkg/apis/workbench/v1alpha1"
 	"github.com/workbench-scheduler/workbench-scheduler/pkg/orgtree"
@@ -23,6 +24,13 @@ const (
 	GPUMemoryLabel  = "nvidia.com/gpu.memory"
 	GPUResource     = corev1.ResourceName("nvidia.com/gpu")
 	schedulerName   = "workbench-scheduler"
+	// PodGroupLabel puts a pod in a scheduler-plugins PodGroup (a gang).
+	PodGroupLabel = schedv1alpha1.PodGroupLabel
+	// SessionLabel "true" on a PodGroup makes its gang an interactive session (plugins/gang
+	// reads the same label; a package in pkg/ does not import a plugin).
+	SessionLabel = "workbench.dev/session"
+	// GangMessageAnnotation is where plugins/gang writes a PodGroup's latest admission outcome.
+	GangMessageAnnotation = "workbench.dev/gang-message"
 )
 
 type demoPool struct {
@@ -44,10 +52,10 @@ var demoPools = []demoPool{
 
 // DemoObjects is the demo scenario: 22 nodes in three zones (12 CPU, 10 with GPUs of three
 // models, H100 being special), an org of teams owning ResourcePools (see demoResourcePools),
-// and a data-science workload of notebook sessions, a hub
-// Deployment, a batch Job, GPU sessions (generic, naming a model, asking for memory, naming a
-// model that does not exist), one session too large for any node, and one pod left to the
-// default scheduler.
+// sessions of several pods placed as gangs (see demoGangs), and a data-science workload of
+// notebook sessions, a hub Deployment, a batch Job, GPU sessions (generic, naming a model,
+// asking for memory, naming a model that does not exist), one session too large for any node,
+// and one pod left to the default scheduler.
 func DemoObjects() []runtime.Object {
 	var objs []runtime.Object
 	for ns, team := range map[string]string{"data-science": "ai.data-science", "ml-training": "ai.ml-training", "analytics": "finance.analytics"} {
@@ -61,6 +69,7 @@ func DemoObjects() []runtime.Object {
 			}
 		}
 	}
+	objs = append(objs, demoGangs()...)
 	for _, user := range []string{"ana", "ben", "chen", "dara", "eli", "fay", "gus", "hana", "ivo", "jo"} {
 		objs = append(objs, session("data-science", "jupyter-"+user, "jupyter", "2", "8Gi", 0))
 	}
@@ -108,6 +117,43 @@ func demoResourcePools() []runtime.Object {
 		pool("finance-cpu", "finance", false, map[string]string{NodeGroupLabel: "cpu", corev1.LabelHostname: "cpu-zone-c-0"}),
 		pool("shared-cpu", "", false, map[string]string{NodeGroupLabel: "cpu", ZoneLabel: "zone-c"}),
 	}
+}
+
+// demoGangs are interactive sessions of several pods, each a PodGroup that Gang places whole
+// or not at all: a notebook with two Dask workers, one of them on a GPU (a T4: the team owns
+// no GPU pool, and generic requests stay off the special H100s); a two-worker training session
+// on ml-training's own A100s; and a pretraining session whose three 8-GPU H100 workers need
+// 24 H100s where the cluster has 16, so none of its pods is placed and the PodGroup says why.
+// They come before the other pods, so each gang is decided while the rest is still arriving.
+func demoGangs() []runtime.Object {
+	group := func(ns, name string, minMember int32) *schedv1alpha1.PodGroup {
+		return &schedv1alpha1.PodGroup{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{SessionLabel: "true"}},
+			Spec:       schedv1alpha1.PodGroupSpec{MinMember: minMember},
+		}
+	}
+	member := func(pod *corev1.Pod, group string) *corev1.Pod {
+		pod.Labels[PodGroupLabel] = group
+		return pod
+	}
+	objs := []runtime.Object{
+		group("data-science", "dask-ana", 3),
+		member(session("data-science", "dask-ana-notebook", "jupyter", "2", "8Gi", 0), "dask-ana"),
+		member(session("data-science", "dask-ana-worker-0", "dask-worker", "4", "16Gi", 0), "dask-ana"),
+		member(session("data-science", "dask-ana-worker-1", "dask-worker", "4", "16Gi", 1), "dask-ana"),
+
+		group("ml-training", "ddp-pia", 2),
+		member(withAnnotation(session("ml-training", "ddp-pia-0", "pytorch-worker", "8", "64Gi", 4), "workbench.dev/gpu-model", "a100"), "ddp-pia"),
+		member(withAnnotation(session("ml-training", "ddp-pia-1", "pytorch-worker", "8", "64Gi", 4), "workbench.dev/gpu-model", "a100"), "ddp-pia"),
+
+		group("data-science", "pretrain-ivo", 4),
+		member(session("data-science", "pretrain-ivo-notebook", "jupyter", "2", "8Gi", 0), "pretrain-ivo"),
+	}
+	for i := range 3 {
+		worker := session("data-science", fmt.Sprintf("pretrain-ivo-worker-%d", i), "pytorch-worker", "32", "256Gi", 8)
+		objs = append(objs, member(withAnnotation(worker, "workbench.dev/gpu-model", "h100"), "pretrain-ivo"))
+	}
+	return objs
 }
 
 func demoNode(p demoPool, zone string, i int) *corev1.Node {

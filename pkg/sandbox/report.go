@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -16,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	resourcehelper "k8s.io/component-helpers/resource"
+	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
 
 	workbenchv1alpha1 "github.com/workbench-scheduler/workbench-scheduler/pkg/apis/workbench/v1alpha1"
 	"github.com/workbench-scheduler/workbench-scheduler/pkg/orgtree"
@@ -287,4 +289,95 @@ func WriteTeamReport(w io.Writer, pools []workbenchv1alpha1.ResourcePool, namesp
 		fmt.Fprintln(tw)
 	}
 	tw.Flush()
+}
+
+// WriteGangReport prints, per PodGroup, whether its gang was placed (minMember of its pods
+// bound) and on which nodes, then why each gang that was not placed is waiting: the PodGroup's
+// workbench.dev/gang-message annotation, or else a member's PodScheduled message.
+func WriteGangReport(w io.Writer, groups []schedv1alpha1.PodGroup, outcomes []Outcome) {
+	if len(groups) == 0 {
+		return
+	}
+	membersOf := map[string][]Outcome{}
+	for _, o := range outcomes {
+		if name := o.Pod.Labels[PodGroupLabel]; name != "" {
+			key := o.Pod.Namespace + "/" + name
+			membersOf[key] = append(membersOf[key], o)
+		}
+	}
+	sort.Slice(groups, func(i, j int) bool {
+		if groups[i].Namespace != groups[j].Namespace {
+			return groups[i].Namespace < groups[j].Namespace
+		}
+		return groups[i].Name < groups[j].Name
+	})
+	type waiting struct{ gang, phase, reason string }
+	var notPlaced []waiting
+	noun := "PodGroups"
+	if len(groups) == 1 {
+		noun = "PodGroup"
+	}
+	fmt.Fprintf(w, "\nGangs (%d %s; minMember of a gang's pods are placed together, or none):\n", len(groups), noun)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "GANG\tKIND\tMIN MEMBER\tPODS\tBOUND\tRESULT\tNODES")
+	for _, pg := range groups {
+		key := pg.Namespace + "/" + pg.Name
+		members := membersOf[key]
+		bound, undecided := 0, 0
+		var nodes []string
+		reason := ""
+		for _, o := range members {
+			switch {
+			case o.Node != "":
+				bound++
+				if !slices.Contains(nodes, o.Node) {
+					nodes = append(nodes, o.Node)
+				}
+			case !o.Decided:
+				undecided++
+			case reason == "":
+				reason = strings.TrimSpace(o.Reason)
+			}
+		}
+		sort.Strings(nodes)
+		result := "not placed"
+		switch {
+		case bound >= int(pg.Spec.MinMember):
+			result = "placed"
+		case undecided > 0:
+			result = "undecided"
+		case bound > 0:
+			// What Gang exists to prevent; shown as it is if it ever happens.
+			result = "partly placed"
+		}
+		kind := "batch"
+		if pg.Labels[SessionLabel] == "true" {
+			kind = "session"
+		}
+		where := "-"
+		if len(nodes) > 0 {
+			where = strings.Join(nodes, ", ")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\n", key, kind, pg.Spec.MinMember, len(members), bound, result, where)
+		if result != "placed" {
+			if msg := pg.Annotations[GangMessageAnnotation]; msg != "" {
+				reason = msg
+			}
+			if reason == "" {
+				reason = "no reason recorded yet"
+			}
+			phase := string(pg.Status.Phase)
+			if phase == "" {
+				phase = "no phase"
+			}
+			notPlaced = append(notPlaced, waiting{key, phase, reason})
+		}
+	}
+	tw.Flush()
+	if len(notPlaced) > 0 {
+		fmt.Fprintf(w, "\nGangs not placed (the PodGroup's phase and %s annotation):\n", GangMessageAnnotation)
+		for _, g := range notPlaced {
+			fmt.Fprintf(w, "  %s (%s): %s\n", g.gang, g.phase, g.reason)
+		}
+	}
 }

@@ -32,6 +32,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
+	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
 
 	workbenchv1alpha1 "github.com/workbench-scheduler/workbench-scheduler/pkg/apis/workbench/v1alpha1"
 )
@@ -140,11 +141,13 @@ func allIndexes(objs []*unstructured.Unstructured) []int {
 	return all
 }
 
-// scheme knows the built-in kinds and workbench-scheduler's own, for strict decoding.
+// scheme knows the built-in kinds, workbench-scheduler's own and scheduler-plugins' PodGroup
+// (Gang's API), for strict decoding.
 var scheme = func() *runtime.Scheme {
 	s := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(s))
 	utilruntime.Must(workbenchv1alpha1.AddToScheme(s))
+	utilruntime.Must(schedv1alpha1.AddToScheme(s))
 	return s
 }()
 

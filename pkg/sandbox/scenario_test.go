@@ -21,9 +21,19 @@ func TestParseScenario(t *testing.T) {
 			want:  []string{"Namespace", "Node"},
 		},
 		{
-			name:  "custom resource passes to the server's dry run",
-			input: "apiVersion: scheduling.x-k8s.io/v1alpha1\nkind: PodGroup\nmetadata: {name: g, namespace: a}\nspec: {minMember: 2}\n",
+			name:  "unknown custom resource passes to the server's dry run",
+			input: "apiVersion: example.test/v1\nkind: Widget\nmetadata: {name: w, namespace: a}\nspec: {anything: 2}\n",
+			want:  []string{"Widget"},
+		},
+		{
+			name:  "PodGroup",
+			input: "apiVersion: scheduling.x-k8s.io/v1alpha1\nkind: PodGroup\nmetadata: {name: g, namespace: a, labels: {workbench.dev/session: \"true\"}}\nspec: {minMember: 2, scheduleTimeoutSeconds: 120}\n",
 			want:  []string{"PodGroup"},
+		},
+		{
+			name:    "PodGroup is decoded strictly",
+			input:   "apiVersion: scheduling.x-k8s.io/v1alpha1\nkind: PodGroup\nmetadata: {name: g, namespace: a}\nspec: {minMembers: 2}\n",
+			wantErr: `document 1 (PodGroup a/g): strict decoding error: unknown field "spec.minMembers"`,
 		},
 		{
 			name:    "misspelled field names document and object",
@@ -164,9 +174,10 @@ func TestDemoScenarioIsValidAndExpectsEveryPod(t *testing.T) {
 			t.Errorf("demo object %d (%s): %v", i+1, describe(u), err)
 		}
 	}
-	// 23 session pods + 1 default-scheduler pod + 3 hub replicas + 6 ETL pods + 1 interactive Job pod.
-	if got := ExpectedPods(s); got != 34 {
-		t.Errorf("ExpectedPods(demo) = %d, want 34", got)
+	// 23 session pods + 1 default-scheduler pod + 3 hub replicas + 6 ETL pods + 1 interactive Job
+	// pod + 9 members of three gangs (3 + 2 + 4).
+	if got := ExpectedPods(s); got != 43 {
+		t.Errorf("ExpectedPods(demo) = %d, want 43", got)
 	}
 }
 

@@ -182,7 +182,8 @@ func (pl *Gang) rejectLocked(g *gang, pg *schedv1alpha1.PodGroup, epoch uint64, 
 		phase = schedv1alpha1.PodGroupFailed
 	}
 	pl.status.set(g.key, phase, reason, g.startedAt)
-	if changed {
+	// Members still being created are the normal start of every gang, not worth a warning.
+	if changed && metricReason != "waiting_for_members" {
 		pl.recordGroupEvent(g.key, v1.EventTypeWarning, EventReasonNotAdmitted, reason)
 	}
 }

@@ -121,7 +121,7 @@ func (pl *Gang) abortLocked(logger klog.Logger, g *gang, reason string) {
 	if g.plan == nil {
 		return
 	}
-	pl.reservedSlots.Add(-int64(g.plan.unclaimed()))
+	pl.releaseLocked(g.plan.unclaimed())
 	g.plan = nil
 	msg := fmt.Sprintf("gang %s was not completed: %s; its members are placed again together", g.key, reason)
 	timedOut := !pl.clock.Now().Before(g.deadline())
@@ -177,4 +177,31 @@ func (pl *Gang) markTimedOutLocked(g *gang, msg string) {
 // the framework's own ceiling.
 func (g *gang) permitWait(now time.Time) time.Duration {
 	return min(g.deadline().Sub(now), validation.MaxGangTimeout)
+}
+
+// releaseLocked gives back n reserved slots: gangs and pods turned away by them may fit now.
+func (pl *Gang) releaseLocked(n int) {
+	if n == 0 {
+		return
+	}
+	pl.reservedSlots.Add(-int64(n))
+	pl.epoch.Add(1)
+	if len(pl.turnedAway) > 0 {
+		pods := pl.turnedAway
+		pl.turnedAway = nil
+		go pl.handle.Activate(klog.Background(), pods)
+	}
+}
+
+// maxTurnedAway bounds the pods remembered for re-activation; beyond it they wait for a
+// cluster event or the queue's periodic flush.
+const maxTurnedAway = 10_000
+
+func (pl *Gang) rememberTurnedAwayLocked(pod *v1.Pod) {
+	if pl.turnedAway == nil {
+		pl.turnedAway = map[string]*v1.Pod{}
+	}
+	if len(pl.turnedAway) < maxTurnedAway {
+		pl.turnedAway[pod.Namespace+"/"+pod.Name] = pod
+	}
 }

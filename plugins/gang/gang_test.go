@@ -450,3 +450,21 @@ func TestNativePodGroupMembersAreLeftToTheInTreePlugin(t *testing.T) {
 		t.Errorf("pod in a native PodGroup: %v, want Gang to ignore it", status)
 	}
 }
+
+func TestReleasedReservationLetsTheNextGangIn(t *testing.T) {
+	a := []*v1.Pod{member("a", "a-0", map[v1.ResourceName]string{"cpu": "3"}), member("a", "a-1", map[v1.ResourceName]string{"cpu": "3"})}
+	b := []*v1.Pod{member("b", "b-0", map[v1.ResourceName]string{"cpu": "3"})}
+	h := newHarness(t, cluster{nodes: []*v1.Node{cpuNode("c1", "4"), cpuNode("c2", "4")}, pods: append(a, b...),
+		groups: []*schedv1alpha1.PodGroup{podGroup("a", 2, nil), podGroup("b", 1, nil)}})
+	if _, _, s := h.preFilter(a[0]); !s.IsSuccess() {
+		t.Fatalf("gang a: %v", s)
+	}
+	if _, _, s := h.preFilter(b[0]); s.IsSuccess() {
+		t.Fatalf("gang b admitted on capacity reserved for a")
+	}
+	// A member of a fails: a's reservation goes, and b is decided afresh.
+	h.fh.RunReservePluginsUnreserve(h.ctx, framework.NewCycleState(), a[1], "c1")
+	if _, _, s := h.preFilter(b[0]); !s.IsSuccess() {
+		t.Errorf("gang b after a released its reservation: %v", s)
+	}
+}

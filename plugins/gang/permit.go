@@ -22,6 +22,11 @@ const ErrReasonNoPreemption = "gang members do not preempt"
 func (pl *Gang) PostFilter(ctx context.Context, _ fwk.CycleState, pod *v1.Pod, _ fwk.NodeToStatusReader) (*fwk.PostFilterResult, *fwk.Status) {
 	key := gangKeyOf(pod)
 	if key == "" {
+		if pl.reservedSlots.Load() > 0 {
+			pl.mu.Lock()
+			pl.rememberTurnedAwayLocked(pod)
+			pl.mu.Unlock()
+		}
 		return nil, fwk.NewStatus(fwk.Unschedulable)
 	}
 	pl.mu.Lock()
@@ -63,7 +68,12 @@ func (pl *Gang) Reserve(_ context.Context, state fwk.CycleState, pod *v1.Pod, no
 	}
 	if claim != nil {
 		claim.claimedBy = pod.UID
-		pl.reservedSlots.Add(-1)
+		if claim.node == nodeName {
+			// The pod's own request now holds the capacity.
+			pl.reservedSlots.Add(-1)
+		} else {
+			pl.releaseLocked(1)
+		}
 	}
 	return nil
 }
@@ -105,7 +115,7 @@ func (pl *Gang) Permit(ctx context.Context, _ fwk.CycleState, pod *v1.Pod, _ str
 	_, placed := pl.placedLocked(g)
 	if placed >= g.minMember {
 		g.plan.complete = true
-		pl.reservedSlots.Add(-int64(g.plan.unclaimed()))
+		pl.releaseLocked(g.plan.unclaimed())
 		g.plan.slots = nil
 		for uid := range g.assumed {
 			if wp := pl.handle.GetWaitingPod(uid); wp != nil {

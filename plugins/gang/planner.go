@@ -283,7 +283,11 @@ func free(ni fwk.NodeInfo, name v1.ResourceName) int64 {
 // bottleneck says why a member of spec s found no node, in the terms a user can act on.
 func bottleneck(gangKey string, s *memberSpec) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "gang %s needs %d pods x %s", gangKey, s.members, describeRequest(s.rep))
+	pods := "pods"
+	if s.members == 1 {
+		pods = "pod"
+	}
+	fmt.Fprintf(&b, "gang %s needs %d %s x %s", gangKey, s.members, pods, describeRequest(s.rep))
 	if where := describePlacement(s.rep); where != "" {
 		b.WriteString(" on nodes " + where)
 	}
@@ -326,24 +330,27 @@ func bottleneck(gangKey string, s *memberSpec) string {
 	return b.String()
 }
 
-// describeRequest prints a member's requests, extended resources first: "2 nvidia.com/gpu, 8 cpu, 32Gi memory".
+// describeRequest prints a member's requests, extended resources first, then by name:
+// "2 nvidia.com/gpu, 8 cpu, 32Gi memory".
 func describeRequest(pod *v1.Pod) string {
 	reqs := resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{})
-	var ext, std []string
+	var ext, std []v1.ResourceName
 	for name, q := range reqs {
-		if q.IsZero() {
-			continue
-		}
-		s := q.String() + " " + string(name)
-		if strings.Contains(string(name), "/") {
-			ext = append(ext, s)
-		} else {
-			std = append(std, s)
+		switch {
+		case q.IsZero():
+		case strings.Contains(string(name), "/"):
+			ext = append(ext, name)
+		default:
+			std = append(std, name)
 		}
 	}
 	slices.Sort(ext)
 	slices.Sort(std)
-	all := append(ext, std...)
+	var all []string
+	for _, name := range append(ext, std...) {
+		q := reqs[name]
+		all = append(all, q.String()+" "+string(name))
+	}
 	if len(all) == 0 {
 		return "no requests"
 	}

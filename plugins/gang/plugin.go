@@ -75,6 +75,7 @@ var (
 	_ fwk.ReservePlugin     = &Gang{}
 	_ fwk.PermitPlugin      = &Gang{}
 	_ fwk.EnqueueExtensions = &Gang{}
+	_ fwk.SignPlugin        = &Gang{}
 )
 
 // preFilterRunner is the part of the framework the planner needs beyond fwk.Handle: the
@@ -106,6 +107,9 @@ type Gang struct {
 	status *statusWriter
 	// invalidSeen remembers PodGroup generations already reported invalid.
 	invalidSeen map[string]bool
+	// turnedAway holds pods that failed while capacity was reserved; they are re-activated
+	// when a reservation is released, which no cluster event announces.
+	turnedAway map[string]*v1.Pod
 }
 
 // New builds the plugin from defaulted GangArgs and starts watching PodGroups.
@@ -204,6 +208,18 @@ func NewWithClient(ctx context.Context, args *config.GangArgs, h fwk.Handle, cli
 
 // Name returns the plugin's name.
 func (pl *Gang) Name() string { return Name }
+
+// SignPod lets pods be batched (opportunistic batching) except gang members, which are
+// placed by plan, and any pod while capacity is reserved, as reservations change per cycle.
+func (pl *Gang) SignPod(_ context.Context, pod *v1.Pod) ([]fwk.SignFragment, *fwk.Status) {
+	if gangKeyOf(pod) != "" {
+		return nil, fwk.NewStatus(fwk.Unschedulable, "gang members are not signable")
+	}
+	if pl.reservedSlots.Load() > 0 {
+		return nil, fwk.NewStatus(fwk.Unschedulable, "pods are not signable while capacity is reserved for a gang")
+	}
+	return nil, nil
+}
 
 // Synced reports whether the plugin has seen every pod, node and PodGroup listed at start.
 func (pl *Gang) Synced() bool { return pl.synced() }

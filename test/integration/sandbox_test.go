@@ -125,16 +125,31 @@ func TestSandboxDemoPrintsReportAndCleansUp(t *testing.T) {
 			t.Errorf("report lacks %q:\n%s", want, report)
 		}
 	}
-	// The demo org: data-science fills its one-node pool, then its parent's; finance/analytics
-	// fits its parent's pool; ml-training's H100 request falls through its A100 pool to the
-	// unpooled H100s. Nobody lands in a pool it may not use.
+	// The demo org: data-science fills its one-node pool, then its parent's, and its gang's GPU
+	// worker goes to an unpooled T4; finance/analytics fits its parent's pool; ml-training's
+	// H100 request falls through its A100 pool to the unpooled H100s, and its two-worker gang
+	// lands in its A100 pool. Nobody lands in a pool it may not use.
 	for _, row := range []string{
-		`ai/data-science\s+([1-9]\d*)\s+([1-9]\d*)\s+0\s+0\s+0\n`,
-		`ai/ml-training\s+6\s+0\s+0\s+1\s+0\n`,
+		`ai/data-science\s+([1-9]\d*)\s+([1-9]\d*)\s+0\s+1\s+0\n`,
+		`ai/ml-training\s+8\s+0\s+0\s+1\s+0\n`,
 		`finance/analytics\s+0\s+10\s+0\s+0\s+0\n`,
 	} {
 		if !regexp.MustCompile(row).MatchString(report) {
 			t.Errorf("team report lacks a row matching %s:\n%s", row, report)
+		}
+	}
+	// Gangs: the notebook with its workers and the A100 training session are placed whole;
+	// the pretraining session needs three 8-GPU H100 workers where the cluster has two H100
+	// nodes (one of them taken by llm-train-uma if it was placed first), so none of its pods is
+	// placed and its PodGroup, still Pending, names the bottleneck.
+	for _, row := range []string{
+		`data-science/dask-ana\s+session\s+3\s+3\s+3\s+placed\s+(cpu-zone-[a-c]-\d, )+gpu-t4-zone-[ab]-\d\n`,
+		`ml-training/ddp-pia\s+session\s+2\s+2\s+2\s+placed\s+gpu-a100-zone-[ab]-\d(, gpu-a100-zone-[ab]-\d)?\n`,
+		`data-science/pretrain-ivo\s+session\s+4\s+4\s+0\s+not placed\s+-\n`,
+		`\n  data-science/pretrain-ivo \(Pending\): gang data-science/pretrain-ivo needs 3 pods x 8 nvidia.com/gpu, [^;]* on nodes matching gpu-model h100; (1 node|2 nodes) can host one, and only [12] fit together; other nodes: [^\n]*Tesla-T4`,
+	} {
+		if !regexp.MustCompile(row).MatchString(report) {
+			t.Errorf("gang report lacks a row matching %s:\n%s", row, report)
 		}
 	}
 	assertEmptyDir(t, tmp)

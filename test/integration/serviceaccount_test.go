@@ -11,8 +11,10 @@ import (
 	authorizationv1 "k8s.io/api/authorization/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
 
 	workbenchv1alpha1 "github.com/workbench-scheduler/workbench-scheduler/pkg/apis/workbench/v1alpha1"
+	"github.com/workbench-scheduler/workbench-scheduler/plugins/gang"
 )
 
 const (
@@ -67,6 +69,15 @@ func TestBinaryRunsUnderTheShippedServiceAccount(t *testing.T) {
 			len(p.Status.Conditions) > 0 && p.Status.Conditions[0].Type == workbenchv1alpha1.ConditionReady, nil
 	})
 
+	// Gang: PodGroups listed and watched, their status and message written.
+	createPodGroup(t, ns, "sa-gang", 1, 60)
+	createPod(t, cpuPod(ns, "sa-gang-0", "1", map[string]string{gang.GroupLabel: "sa-gang"}))
+	waitForNode(t, ns, "sa-gang-0", time.Minute)
+	poll("the binary did not write the PodGroup's phase and message", 30*time.Second, func(ctx context.Context) (bool, error) {
+		pg, err := podGroupClient(t).SchedulingV1alpha1().PodGroups(ns).Get(ctx, "sa-gang", metav1.GetOptions{})
+		return err == nil && pg.Status.Phase == schedv1alpha1.PodGroupScheduling && pg.Annotations[gang.MessageAnnotation] != "", nil
+	})
+
 	// /metrics: the binary asks the apiserver (TokenReview, SubjectAccessReview) with its own
 	// identity whether the caller may read it.
 	get := func(token string) (int, string) { return bin.get("/metrics", token) }
@@ -76,8 +87,10 @@ func TestBinaryRunsUnderTheShippedServiceAccount(t *testing.T) {
 		code, body = get(cp.Config.BearerToken)
 		return code == http.StatusOK, nil
 	})
-	if !strings.Contains(body, "workbench_resourcepool_capacity") {
-		t.Errorf("/metrics lacks workbench_resourcepool_capacity")
+	for _, m := range []string{"workbench_resourcepool_capacity", "workbench_gang_admission_decision_seconds", "workbench_gang_gangs_total", "workbench_gang_waiting"} {
+		if !strings.Contains(body, m) {
+			t.Errorf("/metrics lacks %s", m)
+		}
 	}
 	if code, _ := get(b.token); code != http.StatusForbidden {
 		t.Errorf("GET /metrics as the scheduler's own ServiceAccount = %d, want 403 (it is not granted /metrics)", code)

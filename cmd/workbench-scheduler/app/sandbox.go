@@ -22,6 +22,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
+	pgclient "sigs.k8s.io/scheduler-plugins/pkg/generated/clientset/versioned"
 
 	"github.com/workbench-scheduler/workbench-scheduler/manifests"
 	"github.com/workbench-scheduler/workbench-scheduler/pkg/controlplane"
@@ -165,6 +166,9 @@ func runSandbox(ctx context.Context, o *sandboxOptions, out io.Writer, aborts *a
 	}
 	sandbox.WriteReport(out, scenario.Name, nodes.Items, outcomes, waitErr)
 	if err := writeTeamReport(ctx, cp, nodes.Items, outcomes, out); err != nil {
+		return err
+	}
+	if err := writeGangReport(ctx, cp, outcomes, out); err != nil {
 		return err
 	}
 
@@ -380,12 +384,30 @@ func quietLogs(logFile string) error {
 	return errors.Join(fs.Set("logtostderr", "false"), fs.Set("stderrthreshold", "FATAL"), fs.Set("log_file", os.DevNull))
 }
 
+// customResourceConfig is cp's connection for custom resources, which do not speak protobuf.
+func customResourceConfig(cp *controlplane.ControlPlane) *rest.Config {
+	cfg := rest.CopyConfig(cp.Config)
+	cfg.ContentType, cfg.AcceptContentTypes = "application/json", "application/json"
+	return cfg
+}
+
+// writeGangReport adds each gang's outcome when the scenario has PodGroups.
+func writeGangReport(ctx context.Context, cp *controlplane.ControlPlane, outcomes []sandbox.Outcome, out io.Writer) error {
+	client, err := pgclient.NewForConfig(customResourceConfig(cp))
+	if err != nil {
+		return err
+	}
+	groups, err := client.SchedulingV1alpha1().PodGroups(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("listing PodGroups: %w", err)
+	}
+	sandbox.WriteGangReport(out, groups.Items, outcomes)
+	return nil
+}
+
 // writeTeamReport adds the placements per team and tier when the scenario has ResourcePools.
 func writeTeamReport(ctx context.Context, cp *controlplane.ControlPlane, nodes []corev1.Node, outcomes []sandbox.Outcome, out io.Writer) error {
-	cfg := rest.CopyConfig(cp.Config)
-	// Custom resources do not speak protobuf.
-	cfg.ContentType, cfg.AcceptContentTypes = "application/json", "application/json"
-	client, err := versioned.NewForConfig(cfg)
+	client, err := versioned.NewForConfig(customResourceConfig(cp))
 	if err != nil {
 		return err
 	}
