@@ -14,6 +14,8 @@ import (
 	fwk "k8s.io/kube-scheduler/framework"
 	"k8s.io/kubernetes/pkg/scheduler/framework"
 	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
+
+	"github.com/workbench-scheduler/workbench-scheduler/pkg/tierhint"
 )
 
 // ErrReasonReserved is Filter's reason when a node's free capacity is held for a gang.
@@ -117,7 +119,14 @@ func (pl *Gang) admit(ctx context.Context, state fwk.CycleState, pod *v1.Pod, ke
 		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("gang %s: %s", key, reason))
 	}
 	start := pl.clock.Now()
-	p, reason, err := pl.plan(ctx, key, pending[:need], reserved)
+	p, reason, narrowed, err := pl.plan(ctx, key, pending[:need], reserved, planOptions{})
+	if err == nil && reason != "" && narrowed {
+		// A PreFilter (TeamPool's best tier) narrowed some member and the gang does not fit
+		// there: try every tier the members may use.
+		if wide, _, _, werr := pl.plan(ctx, key, pending[:need], reserved, planOptions{allTiers: true}); werr == nil && wide != nil {
+			p, reason = wide, ""
+		}
+	}
 	observeDecision(pl.clock.Since(start), reason == "" && err == nil)
 	if err != nil {
 		return nil, fwk.AsStatus(fmt.Errorf("planning gang %s: %w", key, err))
@@ -164,7 +173,11 @@ func (pl *Gang) steerLocked(state fwk.CycleState, pod *v1.Pod, g *gang, spec uin
 		}
 	}
 	reserved := pl.reservationsLocked(g.key, spec)
+	allTiers := g.plan.allTiers
 	pl.mu.Unlock()
+	if allTiers {
+		tierhint.SetAllTiers(state)
+	}
 	state.Write(preFilterStateKey, &preFilterState{gang: g.key, spec: spec, req: podRequest(pod), reserved: reserved})
 	if nodes.Len() > 0 {
 		return &fwk.PreFilterResult{NodeNames: nodes}, nil

@@ -38,6 +38,8 @@ type gang struct {
 type plan struct {
 	slots    []*slot
 	complete bool
+	// allTiers plans were made over every TeamPool tier: members' cycles must not be narrowed.
+	allTiers bool
 }
 
 // slot is capacity on one node held for one member of a given spec until a member claims it.

@@ -14,6 +14,8 @@ import (
 	resourcehelper "k8s.io/component-helpers/resource"
 	fwk "k8s.io/kube-scheduler/framework"
 	"k8s.io/kubernetes/pkg/scheduler/framework"
+
+	"github.com/workbench-scheduler/workbench-scheduler/pkg/tierhint"
 )
 
 // planningState marks a cycle state run by the planner: our PreFilter then only applies the
@@ -21,6 +23,12 @@ import (
 type planningState struct {
 	gang     string
 	reserved map[string]*framework.Resource
+}
+
+// planOptions says how wide a plan may look.
+type planOptions struct {
+	// allTiers plans over every TeamPool tier a member may use, not only its best one.
+	allTiers bool
 }
 
 func (s *planningState) Clone() fwk.StateData { return s }
@@ -39,6 +47,8 @@ type memberSpec struct {
 	// reasons counts why the other candidates failed.
 	reasons map[string]int
 	placed  int
+	// narrowed is set when a PreFilter plugin (TeamPool's tiers, say) left only some nodes.
+	narrowed bool
 	// interPod is set when placing members can make new nodes feasible for this spec
 	// (required pod affinity, hard spreading), so a failed search looks at every candidate.
 	interPod bool
@@ -81,7 +91,7 @@ func size(r *framework.Resource) (scalar, cpu, mem int64) {
 
 // plan finds a node for each of pods (the members to place) on the current snapshot, or
 // returns the reason there is none. reserved is other gangs' held capacity by node.
-func (pl *Gang) plan(ctx context.Context, gangKey string, pods []*v1.Pod, reserved map[string]*framework.Resource) (*plan, string, error) {
+func (pl *Gang) plan(ctx context.Context, gangKey string, pods []*v1.Pod, reserved map[string]*framework.Resource, opts planOptions) (_ *plan, reason string, narrowed bool, _ error) {
 	snapshot := pl.handle.SnapshotSharedLister().NodeInfos()
 	specs := map[uint64]*memberSpec{}
 	var order []*memberSpec
@@ -98,8 +108,10 @@ func (pl *Gang) plan(ctx context.Context, gangKey string, pods []*v1.Pod, reserv
 		memberSpecs[i] = s
 	}
 	for _, s := range order {
-		if reason, err := pl.filterSpec(ctx, gangKey, s, snapshot, reserved); reason != "" || err != nil {
-			return nil, reason, err
+		reason, err := pl.filterSpec(ctx, gangKey, s, snapshot, reserved, opts)
+		narrowed = narrowed || s.narrowed
+		if reason != "" || err != nil {
+			return nil, reason, narrowed, err
 		}
 	}
 
@@ -120,17 +132,17 @@ func (pl *Gang) plan(ctx context.Context, gangKey string, pods []*v1.Pod, reserv
 		return ma > mb
 	})
 
-	p := &plan{}
+	p := &plan{allTiers: opts.allTiers}
 	touched := map[string]fwk.NodeInfo{}
 	var used []string
 	for _, i := range idx {
 		pod, s := pods[i], memberSpecs[i]
 		node, err := pl.placeMember(ctx, pod, s, touched, used)
 		if err != nil {
-			return nil, "", err
+			return nil, "", narrowed, err
 		}
 		if node == nil {
-			return nil, bottleneck(gangKey, s), nil
+			return nil, bottleneck(gangKey, s), narrowed, nil
 		}
 		name := node.Node().Name
 		if touched[name] == nil {
@@ -141,26 +153,29 @@ func (pl *Gang) plan(ctx context.Context, gangKey string, pods []*v1.Pod, reserv
 		placedPod.Spec.NodeName = name
 		pi, err := framework.NewPodInfo(placedPod)
 		if err != nil {
-			return nil, "", err
+			return nil, "", narrowed, err
 		}
 		node.AddPodInfo(pi)
 		touched[name] = node
 		for _, t := range order {
 			if st := pl.handle.RunPreFilterExtensionAddPod(ctx, t.state, t.rep, pi, node); !st.IsSuccess() {
-				return nil, "", fmt.Errorf("adding planned member %s to node %s: %w", pod.Name, name, st.AsError())
+				return nil, "", narrowed, fmt.Errorf("adding planned member %s to node %s: %w", pod.Name, name, st.AsError())
 			}
 		}
 		s.placed++
 		p.slots = append(p.slots, &slot{node: name, spec: s.key, req: s.req})
 	}
-	return p, "", nil
+	return p, "", narrowed, nil
 }
 
 // filterSpec runs the profile's PreFilter and Filter plugins for one member spec on every
 // candidate node, in parallel, and orders the feasible ones tightest first.
-func (pl *Gang) filterSpec(ctx context.Context, gangKey string, s *memberSpec, snapshot fwk.NodeInfoLister, reserved map[string]*framework.Resource) (string, error) {
+func (pl *Gang) filterSpec(ctx context.Context, gangKey string, s *memberSpec, snapshot fwk.NodeInfoLister, reserved map[string]*framework.Resource, opts planOptions) (string, error) {
 	s.state = framework.NewCycleState()
 	s.state.Write(planningKey, &planningState{gang: gangKey, reserved: reserved})
+	if opts.allTiers {
+		tierhint.SetAllTiers(s.state)
+	}
 	res, st := pl.runPreFil(ctx, s.state, s.rep)
 	if !st.IsSuccess() {
 		if st.IsRejected() {
@@ -175,6 +190,7 @@ func (pl *Gang) filterSpec(ctx context.Context, gangKey string, s *memberSpec, s
 		}
 		s.candidates = all
 	} else {
+		s.narrowed = true
 		for name := range res.NodeNames {
 			if ni, err := snapshot.Get(name); err == nil {
 				s.candidates = append(s.candidates, ni)

@@ -17,6 +17,7 @@ import (
 	fwk "k8s.io/kube-scheduler/framework"
 
 	"github.com/workbench-scheduler/workbench-scheduler/pkg/orgtree"
+	"github.com/workbench-scheduler/workbench-scheduler/pkg/tierhint"
 )
 
 const (
@@ -171,6 +172,10 @@ func (pl *TeamPool) PreFilter(ctx context.Context, cs fwk.CycleState, pod *v1.Po
 		byRank[pl.unpooledRank].pools = append(byRank[pl.unpooledRank].pools, unpooled)
 	}
 	cs.Write(preFilterStateKey, s)
+	if tierhint.AllTiers(cs) {
+		// A gang member planned beyond its best tier: Filter and Score still apply.
+		return nil, nil
+	}
 
 	tiers := make([]*tier, 0, len(byRank))
 	for _, tr := range byRank {

@@ -304,3 +304,33 @@ func TestGangRestartKeepsBoundMembers(t *testing.T) {
 		t.Fatal("PodGroup vanished")
 	}
 }
+
+// A session of a team whose own pool is GPU nodes: its GPU worker goes to the team's pool, and
+// its CPU notebook, which GPUAffinity keeps off GPU nodes, to a shared node. The gang does not
+// fit the members' best TeamPool tiers, so it is planned over every tier they may use.
+func TestGangBeyondTheBestTeamPoolTier(t *testing.T) {
+	ctx := context.Background()
+	createPool(t, workbenchClient(t), "it-gang-team", teamPoolSpec("ml", "gangteam", false))
+	gpuNode := gpuTestNode("it-gang-gpu-1", "Tesla-T4", 2)
+	gpuNode.Labels["it-pool"] = "gangteam"
+	createNodes(t, gpuNode, readyNode("it-gang-cpu-1", map[corev1.ResourceName]string{"cpu": "4", "memory": "16Gi", "pods": "110"}))
+	startScheduler(t, nil)
+	ns := testNamespace(t)
+	patch := fmt.Sprintf(`{"metadata":{"labels":{%q:"ml"}}}`, "workbench.dev/team")
+	if _, err := cp.Client.CoreV1().Namespaces().Patch(ctx, ns, "application/merge-patch+json", []byte(patch), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	createPodGroup(t, ns, "session", 2, 60)
+	notebook := workbenchPod(ns, "notebook", "", nil)
+	worker := workbenchPod(ns, "worker", "1", nil)
+	for _, p := range []*corev1.Pod{notebook, worker} {
+		p.Labels = map[string]string{gang.GroupLabel: "session"}
+		createPod(t, p)
+	}
+	if got := waitForNode(t, ns, "worker", 30*time.Second); got != "it-gang-gpu-1" {
+		t.Errorf("GPU worker on %s, want the team's GPU node it-gang-gpu-1", got)
+	}
+	if got := waitForNode(t, ns, "notebook", 30*time.Second); got != "it-gang-cpu-1" {
+		t.Errorf("CPU notebook on %s, want the shared CPU node it-gang-cpu-1", got)
+	}
+}
