@@ -86,6 +86,12 @@ func (pl *Gang) admit(ctx context.Context, state fwk.CycleState, pod *v1.Pod, ke
 
 	pl.mu.Lock()
 	g := pl.gangLocked(key, pg, minMember, timeout, session)
+	if g.plan != nil && g.plan.complete {
+		if _, placed := pl.placedLocked(g); placed < g.minMember {
+			// Members left a complete gang (a restarted job, say): the rest is placed as a gang again.
+			g.plan = nil
+		}
+	}
 	if g.plan != nil {
 		return pl.steerLocked(state, pod, g, spec)
 	}
@@ -102,9 +108,9 @@ func (pl *Gang) admit(ctx context.Context, state fwk.CycleState, pod *v1.Pod, ke
 		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, reason)
 	}
 	pending := pl.pendingMembersLocked(g, pod)
-	need := g.minMember - bound
+	need := g.minMember - placed
 	if len(pending) < need {
-		reason := fmt.Sprintf("gang %s waits for members: %d of minMember %d exist and can be scheduled (%d bound)", key, len(pending)+bound, g.minMember, bound)
+		reason := fmt.Sprintf("gang %s waits for members: %d of minMember %d exist and can be scheduled (%d bound)", key, len(pending)+placed, g.minMember, bound)
 		pl.rejectLocked(g, pg, epoch, reason, "waiting_for_members")
 		pl.mu.Unlock()
 		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, reason)

@@ -468,3 +468,83 @@ func TestReleasedReservationLetsTheNextGangIn(t *testing.T) {
 		t.Errorf("gang b after a released its reservation: %v", s)
 	}
 }
+
+func TestCompleteGangThatLosesMembersIsPlacedAsAGangAgain(t *testing.T) {
+	bound := []*v1.Pod{
+		st.MakePod().Namespace("ds").Name("nb-0").UID("nb-0").Label(GroupLabel, "nb").Node("c1").Req(map[v1.ResourceName]string{"cpu": "1"}).Obj(),
+		st.MakePod().Namespace("ds").Name("nb-1").UID("nb-1").Label(GroupLabel, "nb").Node("c1").Req(map[v1.ResourceName]string{"cpu": "1"}).Obj(),
+	}
+	h := newHarness(t, cluster{nodes: []*v1.Node{cpuNode("c1", "8")}, pods: bound, groups: []*schedv1alpha1.PodGroup{podGroup("nb", 3, nil)}})
+	extra := member("nb", "nb-2", map[v1.ResourceName]string{"cpu": "1"})
+	if _, err := h.fh.ClientSet().CoreV1().Pods("ds").Create(h.ctx, extra, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if !waitFor(func() bool { h.pl.mu.Lock(); defer h.pl.mu.Unlock(); return len(h.pl.members["ds/nb"]) == 3 }) {
+		t.Fatal("member not seen")
+	}
+	if _, _, s := h.preFilter(extra); !s.IsSuccess() || len(h.planned("ds/nb")) != 1 {
+		t.Fatalf("third member of a gang with 2 bound: %v, plan %v", s, h.planned("ds/nb"))
+	}
+	h.fh.RunReservePluginsReserve(h.ctx, framework.NewCycleState(), extra, "c1")
+	if _, s := h.fh.RunPermitPlugins(h.ctx, framework.NewCycleState(), extra, "c1"); !s.IsSuccess() {
+		t.Fatalf("Permit with 2 bound and 1 assumed of minMember 3: %v", s)
+	}
+
+	// Two members finish and new ones replace them: the gang is admitted again, not let
+	// through one pod at a time.
+	for _, name := range []string{"nb-0", "nb-1"} {
+		if err := h.fh.ClientSet().CoreV1().Pods("ds").Delete(h.ctx, name, metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	again := []*v1.Pod{member("nb", "nb-3", map[v1.ResourceName]string{"cpu": "1"}), member("nb", "nb-4", map[v1.ResourceName]string{"cpu": "1"})}
+	for _, p := range again {
+		if _, err := h.fh.ClientSet().CoreV1().Pods("ds").Create(h.ctx, p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !waitFor(func() bool { h.pl.mu.Lock(); defer h.pl.mu.Unlock(); return len(h.pl.members["ds/nb"]) == 3 }) {
+		t.Fatal("replacements not seen")
+	}
+	if _, _, s := h.preFilter(again[0]); !s.IsSuccess() {
+		t.Fatalf("replacement: %v", s)
+	}
+	if got := h.planned("ds/nb"); len(got) != 2 {
+		t.Errorf("replacements planned %v, want a plan of 2 slots", got)
+	}
+}
+
+// FuzzPodGroupSettings feeds arbitrary PodGroup fields and labels to admission: it must never
+// panic, and a rejection of a bad value names the field.
+func FuzzPodGroupSettings(f *testing.F) {
+	f.Add(int32(2), int32(30), "true")
+	f.Add(int32(0), int32(-5), "")
+	f.Add(int32(-1), int32(0), "TRUE")
+	f.Fuzz(func(t *testing.T, minMember, timeout int32, session string) {
+		pg := podGroup("g", minMember, map[string]string{SessionLabel: session})
+		pg.Spec.ScheduleTimeoutSeconds = &timeout
+		pod := member("g", "g-0", nil)
+		pod.Labels[SessionLabel] = session
+		pl := &Gang{args: *testArgs(t), gangs: map[string]*gang{}}
+		_, d, isSession, err := pl.groupSettings(pg, pod)
+		switch {
+		case minMember < 1:
+			if err == nil || !strings.Contains(err.Error(), "spec.minMember") {
+				t.Errorf("minMember %d: %v", minMember, err)
+			}
+		case timeout < 1:
+			if err == nil || !strings.Contains(err.Error(), "spec.scheduleTimeoutSeconds") {
+				t.Errorf("scheduleTimeoutSeconds %d: %v", timeout, err)
+			}
+		case err != nil || d != time.Duration(timeout)*time.Second:
+			t.Errorf("valid PodGroup: timeout %v, %v", d, err)
+		default:
+		}
+		if err != nil {
+			return
+		}
+		if want := session == "true"; isSession != want {
+			t.Errorf("session label %q: session %v", session, isSession)
+		}
+	})
+}

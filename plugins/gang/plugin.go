@@ -289,10 +289,14 @@ func (pl *Gang) onPod(old, cur *v1.Pod) {
 			m[cur.UID] = cur
 		}
 	}
-	// A member that is gone, or left the gang, while its gang waits for it: the gang restarts.
-	if oldKey != "" && (cur == nil || oldKey != curKey) {
-		if g := pl.gangs[oldKey]; g != nil && g.plan != nil && !g.plan.complete {
-			pl.abortLocked(klog.Background(), g, fmt.Sprintf("member %s was deleted", klog.KObj(old)))
+	// A member that is gone, finished, or left the gang no longer counts as placed; if its
+	// gang was still being placed, the gang restarts.
+	if oldKey != "" && (cur == nil || oldKey != curKey || isTerminal(cur)) {
+		if g := pl.gangs[oldKey]; g != nil {
+			if g.plan != nil && !g.plan.complete {
+				pl.abortLocked(klog.Background(), g, fmt.Sprintf("member %s was deleted", klog.KObj(old)))
+			}
+			delete(g.assumed, old.UID)
 		}
 	}
 }
