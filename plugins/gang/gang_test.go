@@ -57,6 +57,16 @@ func TestLess(t *testing.T) {
 		})
 	}
 
+	t.Run("native pod-group entities compare as PrioritySort does", func(t *testing.T) {
+		native := &framework.QueuedPodGroupInfo{PodGroupInfo: &framework.PodGroupInfo{}, QueueingParams: framework.QueueingParams{Timestamp: testStart}}
+		if !h.pl.Less(native, queued(pod("later", 0, older, session), testStart.Add(time.Second))) {
+			t.Error("native pod group queued first should come first at equal priority")
+		}
+		if h.pl.Less(native, queued(pod("earlier", 0, newer, nil), testStart.Add(-time.Second))) {
+			t.Error("native pod group queued later should come later at equal priority")
+		}
+	})
+
 	t.Run("members of a gang come up together", func(t *testing.T) {
 		var infos []fwk.QueuedEntityInfo
 		for i := 0; i < 4; i++ {
