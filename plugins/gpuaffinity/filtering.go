@@ -15,17 +15,6 @@ import (
 
 const preFilterStateKey fwk.StateKey = "PreFilter" + Name
 
-// Rejection reasons, as metric label values.
-const (
-	reasonInvalidRequest = "invalid_request"
-	reasonCPUPodGPUNode  = "cpu_pod_on_gpu_node"
-	reasonSpecialSKU     = "special_sku"
-	reasonModelMismatch  = "model_mismatch"
-	reasonMemoryTooSmall = "memory_too_small"
-	reasonMissingLabel   = "missing_label"
-	reasonNoGPUs         = "no_gpus"
-)
-
 // EventReasonInvalidGPURequest is the event reason for a pod whose GPU annotations are invalid.
 const EventReasonInvalidGPURequest = "InvalidGPURequest"
 
@@ -40,9 +29,13 @@ type preFilterState struct {
 	messages sync.Map // messageKey -> string
 }
 
+// messageKey is what a rejection's message says of the node, cheap to build per node.
 type messageKey struct {
-	reason, product string
-	n               int64
+	reason       rejectionReason
+	product      string
+	resource     v1.ResourceName
+	label, value string
+	n            int64
 }
 
 // Clone shares the state: nothing in it depends on other pods.
@@ -58,14 +51,15 @@ func (pl *GPUAffinity) PreFilter(ctx context.Context, state fwk.CycleState, pod 
 			return nil, fwk.AsStatus(err)
 		}
 		countRejection(reasonInvalidRequest)
-		pl.handle.EventRecorder().Eventf(pod, nil, v1.EventTypeWarning, EventReasonInvalidGPURequest, "Scheduling", invalid.msg)
+		// The message quotes the pod's annotations: it must not be the format.
+		pl.handle.EventRecorder().Eventf(pod, nil, v1.EventTypeWarning, EventReasonInvalidGPURequest, "Scheduling", "%s", invalid.msg)
 		klog.FromContext(ctx).V(2).Info("Invalid GPU request", "pod", klog.KObj(pod), "err", invalid.msg)
 		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, invalid.msg)
 	}
-	if req.gpus == 0 && (!pl.denyCPUPods || req.daemon) {
+	if !req.isGPUPod() && (!pl.denyCPUPods || req.daemon || req.toleratesGPUTaint) {
 		return nil, fwk.NewStatus(fwk.Skip)
 	}
-	state.Write(preFilterStateKey, &preFilterState{req: req, draBacked: req.gpus > 0 && pl.draBackedGPUs()})
+	state.Write(preFilterStateKey, &preFilterState{req: req, draBacked: req.isGPUPod() && pl.draBacked(req.units)})
 	return nil, nil
 }
 
@@ -92,56 +86,99 @@ func (pl *GPUAffinity) Filter(ctx context.Context, state fwk.CycleState, pod *v1
 		return fwk.AsStatus(err)
 	}
 	req := s.req
-	allocatable := pl.allocatableGPUsOf(nodeInfo)
-	if allocatable == 0 {
-		if req.gpus > 0 && !s.draBacked {
-			// NodeResourcesFit would reject it too, but only after a costly pass over every
-			// resource; when bin-packing leaves few feasible nodes the scheduler visits all of
-			// them, and this check is what keeps that cheap. No eviction can add GPUs: unresolvable.
-			countRejection(reasonNoGPUs)
-			return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, pl.noGPUsMessage)
-		}
-		return nil
-	}
 	node := nodeInfo.Node()
-	product := node.Labels[pl.productLabel]
-	if req.gpus == 0 {
-		return s.reject(messageKey{reasonCPUPodGPUNode, product, allocatable}, func() string {
-			return fmt.Sprintf("node has %d GPUs (%s) and the pod requests none; pods without a GPU request are kept off GPU nodes", allocatable, orUnlabelled(product))
+	if !req.isGPUPod() {
+		// PreFilter let through only pods the CPU-pod rule applies to.
+		ev, gpuNode := pl.gpuNodeEvidence(nodeInfo)
+		if !gpuNode {
+			return nil
+		}
+		product := node.Labels[pl.productLabel]
+		return s.reject(messageKey{reason: reasonCPUPodGPUNode, product: product, resource: ev.resource, label: ev.label, n: ev.n}, func() string {
+			return fmt.Sprintf("node is a GPU node (%s) and the pod requests no GPU; pods without a GPU request are kept off GPU nodes%s",
+				ev.describe(orUnlabelled(product)), pl.exemptionHint)
 		})
 	}
+	alloc := nodeInfo.GetAllocatable().GetScalarResources()
+	for _, u := range req.units {
+		if alloc[u.name] > 0 {
+			continue
+		}
+		if s.draBacked {
+			// A DeviceClass serves the resource (DRAExtendedResource): NodeResourcesFit places
+			// such requests on nodes that list no GPUs, and decides alone.
+			return nil
+		}
+		// NodeResourcesFit would reject it too, but only after a costly pass over every
+		// resource; when bin-packing leaves few feasible nodes the scheduler visits all of
+		// them, and this check is what keeps that cheap. No eviction adds GPUs: unresolvable.
+		return s.reject(messageKey{reason: reasonNoGPUs, resource: u.name}, func() string {
+			return fmt.Sprintf("node has no allocatable %s", u.name)
+		})
+	}
+	product := node.Labels[pl.productLabel]
 	lowerProduct := strings.ToLower(product)
 	if req.products != nil {
 		if product == "" {
-			return s.reject(messageKey{reasonMissingLabel, pl.productLabel, 0}, func() string {
+			return s.reject(messageKey{reason: reasonMissingLabel, label: pl.productLabel}, func() string {
 				return fmt.Sprintf("pod asks for GPU model %s=%q; node has no %s label", ModelAnnotation, req.modelText, pl.productLabel)
 			})
 		}
 		if !req.products.Has(lowerProduct) {
-			return s.reject(messageKey{reasonModelMismatch, product, 0}, func() string {
+			return s.reject(messageKey{reason: reasonModelMismatch, product: product}, func() string {
 				return fmt.Sprintf("pod asks for GPU model %s=%q; node has %s", ModelAnnotation, req.modelText, product)
 			})
 		}
+	} else if product == "" {
+		if !pl.genericOnUnlabelled {
+			// Fail closed: a new node may be a special SKU that GPU Feature Discovery has not
+			// labelled yet, and a generic pod placed there would stay.
+			return s.reject(messageKey{reason: reasonUnlabelledGPUNode}, func() string {
+				return fmt.Sprintf("node has GPUs but no %s label yet; a GPU node takes no GPU pods until its model is labelled", pl.productLabel)
+			})
+		}
 	} else if sku, special := pl.catalog.special[lowerProduct]; special && !req.namesModel {
-		return s.reject(messageKey{reasonSpecialSKU, product, 0}, func() string {
+		return s.reject(messageKey{reason: reasonSpecialSKU, product: product}, func() string {
 			return fmt.Sprintf("node has special GPU SKU %s (%s), reserved for pods that name it in %s", sku, product, ModelAnnotation)
 		})
 	}
 	if req.minMemoryMiB > 0 {
-		text := node.Labels[pl.memoryLabel]
-		mib, err := strconv.ParseInt(text, 10, 64)
-		if err != nil {
-			return s.reject(messageKey{reasonMissingLabel, pl.memoryLabel + "=" + text, 0}, func() string {
-				return fmt.Sprintf("pod asks for %s=%s per GPU; node has no valid %s label (%q)", MinMemoryAnnotation, req.minMemoryText, pl.memoryLabel, text)
-			})
-		}
-		if mib < req.minMemoryMiB {
-			return s.reject(messageKey{reasonMemoryTooSmall, product, mib}, func() string {
-				return fmt.Sprintf("pod asks for %s=%s per GPU; node's %s has %d MiB", MinMemoryAnnotation, req.minMemoryText, orUnlabelled(product), mib)
-			})
+		for _, u := range req.units {
+			if st := s.checkMemory(req, u, node, product); st != nil {
+				return st
+			}
 		}
 	}
 	return nil
+}
+
+// checkMemory compares the pod's minimum memory with one unit's: a slice's own label (GPU
+// Feature Discovery's nvidia.com/mig-1g.10gb.memory), else the memory label of whole GPUs.
+func (s *preFilterState) checkMemory(req *gpuRequest, u unitRequest, node *v1.Node, product string) *fwk.Status {
+	text := node.Labels[u.memoryLabel]
+	mib, err := strconv.ParseInt(text, 10, 64)
+	if err != nil {
+		return s.reject(messageKey{reason: reasonMissingLabel, label: u.memoryLabel, value: text}, func() string {
+			if u.slice {
+				return fmt.Sprintf("pod asks for %s=%s per GPU and requests %s; node has no valid %s label (%q) giving that slice's memory",
+					MinMemoryAnnotation, req.minMemoryText, u.name, u.memoryLabel, text)
+			}
+			return fmt.Sprintf("pod asks for %s=%s per GPU; node has no valid %s label (%q)", MinMemoryAnnotation, req.minMemoryText, u.memoryLabel, text)
+		})
+	}
+	if mib >= req.minMemoryMiB {
+		return nil
+	}
+	key := messageKey{reason: reasonMemoryTooSmall, product: product, n: mib}
+	if u.slice {
+		key.resource = u.name
+	}
+	return s.reject(key, func() string {
+		if u.slice {
+			return fmt.Sprintf("pod asks for %s=%s per GPU; node's %s slice (%s) has %d MiB", MinMemoryAnnotation, req.minMemoryText, u.name, orUnlabelled(product), mib)
+		}
+		return fmt.Sprintf("pod asks for %s=%s per GPU; node's %s has %d MiB", MinMemoryAnnotation, req.minMemoryText, orUnlabelled(product), mib)
+	})
 }
 
 // reject counts the rejection and returns its status, formatting each distinct message once per
@@ -160,4 +197,62 @@ func orUnlabelled(product string) string {
 		return "model unlabelled"
 	}
 	return product
+}
+
+// gpuEvidence is what makes a node a GPU node, for the CPU-pod rule and its message.
+type gpuEvidence struct {
+	// resource is the first GPU resource (by name) in the node's allocatable or capacity, and
+	// n its allocatable: 0 while the device plugin restarts or every GPU is unhealthy, and
+	// after a kubelet restart, which zeroes extended resources until plugins register again.
+	resource v1.ResourceName
+	n        int64
+	// label is the node label that makes it one when no GPU resource does.
+	label string
+}
+
+func (e gpuEvidence) describe(product string) string {
+	switch {
+	case e.label != "":
+		return fmt.Sprintf("label %s, %s", e.label, product)
+	case e.n == 0:
+		return fmt.Sprintf("%s with 0 allocatable, %s", e.resource, product)
+	default:
+		return fmt.Sprintf("%d %s, %s", e.n, e.resource, product)
+	}
+}
+
+// gpuNodeEvidence reports whether the node is a GPU node, failing closed: GPU resources in its
+// allocatable or capacity count even at 0, and so do the product label, the count label and
+// the configured node labels, which stay while the device plugin is down.
+func (pl *GPUAffinity) gpuNodeEvidence(nodeInfo fwk.NodeInfo) (gpuEvidence, bool) {
+	var ev gpuEvidence
+	found := false
+	for name, n := range nodeInfo.GetAllocatable().GetScalarResources() {
+		if gpu, _ := pl.classes.match(name); gpu && (!found || name < ev.resource) {
+			ev, found = gpuEvidence{resource: name, n: n}, true
+		}
+	}
+	if found {
+		return ev, true
+	}
+	node := nodeInfo.Node()
+	// The kubelet keeps allocatable's keys those of capacity, so a resource in capacity only
+	// makes capacity the longer: the length spares a walk over every CPU node's capacity, which
+	// was most of this check's cost.
+	if len(node.Status.Capacity) > len(node.Status.Allocatable) {
+		for name := range node.Status.Capacity {
+			if gpu, _ := pl.classes.match(name); gpu && (!found || name < ev.resource) {
+				ev, found = gpuEvidence{resource: name}, true
+			}
+		}
+		if found {
+			return ev, true
+		}
+	}
+	for _, key := range pl.gpuNodeLabels {
+		if _, ok := node.Labels[key]; ok {
+			return gpuEvidence{label: key}, true
+		}
+	}
+	return ev, false
 }

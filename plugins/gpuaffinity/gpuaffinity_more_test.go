@@ -42,7 +42,7 @@ func TestBadAnnotationsMakeThePodUnresolvableWithAnEvent(t *testing.T) {
 		{"empty memory", withAnnotations(gpuPod("p", "1").Obj(), MinMemoryAnnotation, ""),
 			`annotation workbench.dev/gpu-min-memory="" is not a quantity (use e.g. 40Gi): quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'`},
 		{"model on a pod without GPUs", withAnnotations(cpuPod("p").Obj(), ModelAnnotation, "a100"),
-			`pod sets workbench.dev/gpu-model="a100" but requests no GPU (nvidia.com/gpu): add a GPU request or remove the annotation`},
+			`pod sets workbench.dev/gpu-model="a100" but requests no GPU (nvidia.com/gpu, nvidia.com/mig-*, nvidia.com/gpu.shared, amd.com/gpu, gpu.intel.com/i915): add a GPU request or remove the annotation`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -190,6 +190,24 @@ func TestInvalidArgsFailNamingTheField(t *testing.T) {
 			[]string{`pluginConfig[GPUAffinity].args.gpuResourceNames[0]: Invalid value: "cpu"`}},
 		{"bad label", func(a *configv1.GPUAffinityArgs) { a.ProductLabel = "not a label" },
 			[]string{"pluginConfig[GPUAffinity].args.productLabel: Invalid value: \"not a label\""}},
+		{"pattern not at the end", func(a *configv1.GPUAffinityArgs) { a.GPUResourceNames = []string{"nvidia.com/*-mig*"} },
+			[]string{`pluginConfig[GPUAffinity].args.gpuResourceNames[0]: Invalid value: "nvidia.com/*-mig*": a pattern must be the start of an extended resource name followed by a single trailing *`}},
+		{"pattern of everything", func(a *configv1.GPUAffinityArgs) { a.GPUResourceNames = []string{"*"} },
+			[]string{`pluginConfig[GPUAffinity].args.gpuResourceNames[0]: Invalid value: "*"`}},
+		{"pattern without a domain", func(a *configv1.GPUAffinityArgs) { a.GPUResourceNames = []string{"mig-*"} },
+			[]string{`pluginConfig[GPUAffinity].args.gpuResourceNames[0]: Invalid value: "mig-*"`}},
+		{"duplicate pattern", func(a *configv1.GPUAffinityArgs) {
+			a.GPUResourceNames = []string{"nvidia.com/mig-*", "nvidia.com/mig-*"}
+		},
+			[]string{`pluginConfig[GPUAffinity].args.gpuResourceNames[1]: Duplicate value: "nvidia.com/mig-*"`}},
+		{"bad GPU node label", func(a *configv1.GPUAffinityArgs) { a.GPUNodeLabels = []string{"ok.example.com/gpu", "not a label"} },
+			[]string{`pluginConfig[GPUAffinity].args.gpuNodeLabels[1]: Invalid value: "not a label"`}},
+		{"duplicate GPU node label", func(a *configv1.GPUAffinityArgs) { a.GPUNodeLabels = []string{"example.com/gpu", "example.com/gpu"} },
+			[]string{`pluginConfig[GPUAffinity].args.gpuNodeLabels[1]: Duplicate value: "example.com/gpu"`}},
+		{"bad count label", func(a *configv1.GPUAffinityArgs) { a.CountLabel = "gpu count" },
+			[]string{`pluginConfig[GPUAffinity].args.countLabel: Invalid value: "gpu count"`}},
+		{"bad taint key", func(a *configv1.GPUAffinityArgs) { a.GPUNodeTaintKey = "nvidia.com/gpu=present" },
+			[]string{`pluginConfig[GPUAffinity].args.gpuNodeTaintKey: Invalid value: "nvidia.com/gpu=present"`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -238,11 +256,13 @@ profiles:
 		}
 	}
 	want := &config.GPUAffinityArgs{
-		GPUResourceNames:  []string{"nvidia.com/gpu"},
+		GPUResourceNames:  []string{"nvidia.com/gpu", "nvidia.com/mig-*", "nvidia.com/gpu.shared", "amd.com/gpu", "gpu.intel.com/i915"},
 		ProductLabel:      "nvidia.com/gpu.product",
+		CountLabel:        "nvidia.com/gpu.count",
 		MemoryLabel:       "nvidia.com/gpu.memory",
 		SKUs:              []config.GPUSKU{{Name: "h100", Products: []string{"NVIDIA-H100-80GB-HBM3"}, Special: true}},
 		CPUPodsOnGPUNodes: config.CPUPodsOnGPUNodesDeny,
+		GPUNodeTaintKey:   "nvidia.com/gpu",
 		GPUScoring:        config.GPUScoringBinPack,
 	}
 	if diff := cmp.Diff(want, got, cmpIgnoreTypeMeta); diff != "" {
@@ -266,18 +286,19 @@ func FuzzParseGPURequest(f *testing.F) {
 	f.Add("h100, NVIDIA-L4", "-0", "8")
 	f.Add("", "0.5", "2")
 	catalog := newCatalog(testArgs(f, nil).SKUs)
-	resources := []v1.ResourceName{gpu}
+	classes := newGPUClasses(configv1.DefaultGPUResourceClasses())
+	labels := requestLabels{product: "nvidia.com/gpu.product", memory: "nvidia.com/gpu.memory", gpuTaint: "nvidia.com/gpu"}
 	f.Fuzz(func(t *testing.T, model, memory, gpus string) {
 		if _, err := resource.ParseQuantity(gpus); err != nil {
 			return
 		}
 		pod := gpuPod("p", gpus).Obj()
 		pod.Annotations = map[string]string{ModelAnnotation: model, MinMemoryAnnotation: memory}
-		req, err := parseGPURequest(pod, resources, "nvidia.com/gpu.product", catalog, func(p string) bool { return p == "nvidia-l4" })
+		req, err := parseGPURequest(pod, classes, labels, catalog, func(p string) bool { return p == "nvidia-l4" })
 		if err != nil {
 			return
 		}
-		if req.gpus <= 0 || req.products == nil || req.products.Len() == 0 || !req.namesModel || req.minMemoryMiB <= 0 || req.minMemoryMiB > 1<<30 {
+		if !req.isGPUPod() || req.products == nil || req.products.Len() == 0 || !req.namesModel || req.minMemoryMiB <= 0 || req.minMemoryMiB > 1<<30 {
 			t.Fatalf("accepted %q/%q as %+v", model, memory, req)
 		}
 	})

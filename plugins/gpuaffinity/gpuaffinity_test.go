@@ -85,10 +85,15 @@ type harness struct {
 	nodes    []fwk.NodeInfo
 }
 
-func newHarness(t *testing.T, args *config.GPUAffinityArgs) *harness {
+func newHarness(t testing.TB, args *config.GPUAffinityArgs) *harness {
+	t.Helper()
+	nodes, pods := testCluster()
+	return newClusterHarness(t, args, nodes, pods)
+}
+
+func newClusterHarness(t testing.TB, args *config.GPUAffinityArgs, nodes []*v1.Node, pods []*v1.Pod) *harness {
 	t.Helper()
 	_, ctx := ktesting.NewTestContext(t)
-	nodes, pods := testCluster()
 	snapshot := cache.NewSnapshot(pods, nodes)
 	recorder := events.NewFakeRecorder(100)
 	fh, err := frameworkruntime.NewFramework(ctx, nil, nil,
@@ -157,6 +162,12 @@ func withAnnotations(pod *v1.Pod, kv ...string) *v1.Pod {
 
 const unresolvable = "UnschedulableAndUnresolvable: "
 
+// cpuPodReject is the CPU-pod rule's outcome on a GPU node described as evidence.
+func cpuPodReject(evidence string) string {
+	return unresolvable + "node is a GPU node (" + evidence + ") and the pod requests no GPU; " +
+		"pods without a GPU request are kept off GPU nodes unless they tolerate the nvidia.com/gpu taint"
+}
+
 func TestFilter(t *testing.T) {
 	allPass := func(overrides map[string]string) map[string]string {
 		out := map[string]string{"cpu-1": "", "t4-1": "", "a100-1": "", "a100-2": "", "h100-1": "", "unlabelled-1": "", "l4-1": ""}
@@ -165,8 +176,9 @@ func TestFilter(t *testing.T) {
 		}
 		return out
 	}
-	noGPUs := unresolvable + "node has no GPUs (nvidia.com/gpu)"
+	noGPUs := unresolvable + "node has no allocatable nvidia.com/gpu"
 	specialReject := unresolvable + "node has special GPU SKU h100 (NVIDIA-H100-80GB-HBM3), reserved for pods that name it in workbench.dev/gpu-model"
+	unlabelled := unresolvable + "node has GPUs but no nvidia.com/gpu.product label yet; a GPU node takes no GPU pods until its model is labelled"
 	tests := []struct {
 		name   string
 		mutate func(*configv1.GPUAffinityArgs)
@@ -177,12 +189,12 @@ func TestFilter(t *testing.T) {
 			name: "cpu pod is kept off every GPU node",
 			pod:  cpuPod("notebook").Obj(),
 			want: allPass(map[string]string{
-				"t4-1":         unresolvable + "node has 4 GPUs (Tesla-T4) and the pod requests none; pods without a GPU request are kept off GPU nodes",
-				"a100-1":       unresolvable + "node has 8 GPUs (NVIDIA-A100-SXM4-80GB) and the pod requests none; pods without a GPU request are kept off GPU nodes",
-				"a100-2":       unresolvable + "node has 8 GPUs (NVIDIA-A100-SXM4-80GB) and the pod requests none; pods without a GPU request are kept off GPU nodes",
-				"h100-1":       unresolvable + "node has 8 GPUs (NVIDIA-H100-80GB-HBM3) and the pod requests none; pods without a GPU request are kept off GPU nodes",
-				"unlabelled-1": unresolvable + "node has 2 GPUs (model unlabelled) and the pod requests none; pods without a GPU request are kept off GPU nodes",
-				"l4-1":         unresolvable + "node has 4 GPUs (NVIDIA-L4) and the pod requests none; pods without a GPU request are kept off GPU nodes",
+				"t4-1":         cpuPodReject("4 nvidia.com/gpu, Tesla-T4"),
+				"a100-1":       cpuPodReject("8 nvidia.com/gpu, NVIDIA-A100-SXM4-80GB"),
+				"a100-2":       cpuPodReject("8 nvidia.com/gpu, NVIDIA-A100-SXM4-80GB"),
+				"h100-1":       cpuPodReject("8 nvidia.com/gpu, NVIDIA-H100-80GB-HBM3"),
+				"unlabelled-1": cpuPodReject("2 nvidia.com/gpu, model unlabelled"),
+				"l4-1":         cpuPodReject("4 nvidia.com/gpu, NVIDIA-L4"),
 			}),
 		},
 		{
@@ -197,9 +209,15 @@ func TestFilter(t *testing.T) {
 			want: map[string]string{"*": "Skip"},
 		},
 		{
-			name: "generic GPU pod is kept off the special SKU and nodes without GPUs",
+			name: "generic GPU pod is kept off the special SKU, unlabelled GPU nodes and nodes without GPUs",
 			pod:  gpuPod("session", "1").Obj(),
-			want: allPass(map[string]string{"h100-1": specialReject, "cpu-1": noGPUs}),
+			want: allPass(map[string]string{"h100-1": specialReject, "cpu-1": noGPUs, "unlabelled-1": unlabelled}),
+		},
+		{
+			name:   "genericPodsOnUnlabelledGPUNodes lets generic GPU pods onto unlabelled GPU nodes",
+			mutate: func(a *configv1.GPUAffinityArgs) { a.GenericPodsOnUnlabelledGPUNodes = true },
+			pod:    gpuPod("session", "1").Obj(),
+			want:   allPass(map[string]string{"h100-1": specialReject, "cpu-1": noGPUs}),
 		},
 		{
 			name: "naming the special SKU by annotation admits it and nothing else",
@@ -216,7 +234,7 @@ func TestFilter(t *testing.T) {
 		{
 			name: "naming the special SKU by nodeSelector exempts it; NodeAffinity matches the label",
 			pod:  gpuPod("llm", "8").NodeSelector(map[string]string{"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}).Obj(),
-			want: allPass(map[string]string{"cpu-1": noGPUs}),
+			want: allPass(map[string]string{"cpu-1": noGPUs, "unlabelled-1": unlabelled}),
 		},
 		{
 			name: "any-of list, spaces and case are accepted",
@@ -248,7 +266,7 @@ func TestFilter(t *testing.T) {
 				"t4-1":         unresolvable + "pod asks for workbench.dev/gpu-min-memory=40Gi per GPU; node's Tesla-T4 has 15360 MiB",
 				"l4-1":         unresolvable + "pod asks for workbench.dev/gpu-min-memory=40Gi per GPU; node's NVIDIA-L4 has 23034 MiB",
 				"h100-1":       specialReject,
-				"unlabelled-1": unresolvable + `pod asks for workbench.dev/gpu-min-memory=40Gi per GPU; node has no valid nvidia.com/gpu.memory label ("")`,
+				"unlabelled-1": unlabelled,
 			}),
 		},
 	}

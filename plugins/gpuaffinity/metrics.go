@@ -13,16 +13,42 @@ import (
 	fwk "k8s.io/kube-scheduler/framework"
 )
 
+// rejectionReason is why Filter (or PreFilter, for invalid_request) turned a node down; its
+// value is its slot in the rejection counter.
+type rejectionReason uint8
+
+// Rejection reasons; reasonNames holds their metric label values.
+const (
+	reasonInvalidRequest rejectionReason = iota
+	reasonCPUPodGPUNode
+	reasonSpecialSKU
+	reasonUnlabelledGPUNode
+	reasonModelMismatch
+	reasonMemoryTooSmall
+	reasonMissingLabel
+	reasonNoGPUs
+	numReasons
+)
+
+var reasonNames = [numReasons]string{
+	reasonInvalidRequest:    "invalid_request",
+	reasonCPUPodGPUNode:     "cpu_pod_on_gpu_node",
+	reasonSpecialSKU:        "special_sku",
+	reasonUnlabelledGPUNode: "unlabelled_gpu_node",
+	reasonModelMismatch:     "model_mismatch",
+	reasonMemoryTooSmall:    "memory_too_small",
+	reasonMissingLabel:      "missing_label",
+	reasonNoGPUs:            "no_gpus",
+}
+
 var (
-	rejections = metrics.NewCounterVec(&metrics.CounterOpts{
-		Subsystem:      "workbench_gpuaffinity",
-		Name:           "filter_rejections_total",
-		Help:           "Nodes rejected by the GPUAffinity filter, by reason (invalid_request counts pods).",
-		StabilityLevel: metrics.ALPHA,
-	}, []string{"reason"})
+	rejectionsDesc = metrics.NewDesc("workbench_gpuaffinity_filter_rejections_total",
+		"Nodes rejected by the GPUAffinity filter, by reason (invalid_request counts pods).", []string{"reason"}, nil, metrics.ALPHA, "")
+	// rejections counts on the filter path, once per rejected node.
+	rejections = &rejectionCounter{}
 
 	freeGPUsDesc = metrics.NewDesc("workbench_gpu_free",
-		"GPUs not requested by any pod, by product label value.", []string{"product"}, nil, metrics.ALPHA, "")
+		"GPU units not requested by any pod, by product label value; a MIG slice or a shared GPU counts as one unit.", []string{"product"}, nil, metrics.ALPHA, "")
 	fragmentedDesc = metrics.NewDesc("workbench_gpu_free_fragmented",
 		"Free GPUs on GPU nodes that are partly used: capacity a whole-node request cannot use.", nil, nil, metrics.ALPHA, "")
 	idleFreeDesc = metrics.NewDesc("workbench_gpu_free_on_idle_nodes",
@@ -40,7 +66,7 @@ var (
 type gpuInventory struct {
 	nodes        corelisters.NodeLister
 	pods         corelisters.PodLister
-	gpuResources []v1.ResourceName
+	classes      *gpuClasses
 	productLabel string
 }
 
@@ -49,20 +75,44 @@ func registerMetrics(h fwk.Handle, pl *GPUAffinity) {
 		inventorySource.Store(&gpuInventory{
 			nodes:        f.Core().V1().Nodes().Lister(),
 			pods:         f.Core().V1().Pods().Lister(),
-			gpuResources: pl.gpuResources,
+			classes:      pl.classes,
 			productLabel: pl.productLabel,
 		})
 	}
 	registerOnce.Do(func() {
-		legacyregistry.MustRegister(rejections)
-		legacyregistry.CustomMustRegister(&inventoryCollector{})
+		legacyregistry.CustomMustRegister(rejections, &inventoryCollector{})
 	})
 }
 
-// countRejection looks the counter up each time rather than caching it: /metrics supports a
-// reset (DELETE), after which a cached child would count unseen.
-func countRejection(reason string) {
-	rejections.WithLabelValues(reason).Inc()
+// countRejection costs one atomic add. A CounterVec would cost a label lookup per rejected
+// node (hashing, a read lock every filtering goroutine shares), and its children cannot be
+// cached: a /metrics reset (DELETE) drops them, and a cached child would then count unseen.
+// Here the counts are ours, and the registry's reset zeroes them in place (Reset below).
+func countRejection(reason rejectionReason) {
+	rejections.counts[reason].Add(1)
+}
+
+// rejectionCounter serves workbench_gpuaffinity_filter_rejections_total from one atomic counter
+// per reason; every reason is served from the start, at 0 until it happens.
+type rejectionCounter struct {
+	metrics.BaseStableCollector
+	counts [numReasons]atomic.Uint64
+}
+
+func (c *rejectionCounter) DescribeWithStability(ch chan<- *metrics.Desc) { ch <- rejectionsDesc }
+
+func (c *rejectionCounter) CollectWithStability(ch chan<- metrics.Metric) {
+	for r := range numReasons {
+		ch <- metrics.NewLazyConstMetric(rejectionsDesc, metrics.CounterValue, float64(c.counts[r].Load()), reasonNames[r])
+	}
+}
+
+// Reset zeroes the counts; the registry calls it when /metrics is reset, as it resets its own
+// counters.
+func (c *rejectionCounter) Reset() {
+	for i := range c.counts {
+		c.counts[i].Store(0)
+	}
 }
 
 // summaryMaxAge bounds how often the gauges walk every pod: a scrape within this age of the
@@ -130,13 +180,13 @@ func (inv *gpuInventory) summarize() (*gpuSummary, error) {
 		if p.Spec.NodeName == "" || p.Status.Phase == v1.PodSucceeded || p.Status.Phase == v1.PodFailed {
 			continue
 		}
-		if n := countGPUs(p, inv.gpuResources); n > 0 {
+		if n := countGPUs(p, inv.classes); n > 0 {
 			used[p.Spec.NodeName] += n
 		}
 	}
 	s := &gpuSummary{freeByProduct: map[string]int64{}}
 	for _, node := range nodes {
-		allocatable := nodeAllocatableGPUs(node, inv.gpuResources)
+		allocatable := nodeAllocatableGPUs(node, inv.classes)
 		if allocatable == 0 {
 			continue
 		}

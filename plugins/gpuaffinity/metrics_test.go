@@ -33,7 +33,7 @@ func TestInventorySummary(t *testing.T) {
 	}
 	inv := &gpuInventory{
 		nodes: corelisters.NewNodeLister(nodeIndexer), pods: corelisters.NewPodLister(podIndexer),
-		gpuResources: []v1.ResourceName{gpu}, productLabel: "nvidia.com/gpu.product",
+		classes: newGPUClasses([]string{string(gpu)}), productLabel: "nvidia.com/gpu.product",
 	}
 	got, err := inv.summarize()
 	if err != nil {
@@ -77,7 +77,7 @@ func BenchmarkInventorySummary(b *testing.B) {
 	}
 	inv := &gpuInventory{
 		nodes: corelisters.NewNodeLister(nodeIndexer), pods: corelisters.NewPodLister(podIndexer),
-		gpuResources: []v1.ResourceName{gpu}, productLabel: "nvidia.com/gpu.product",
+		classes: newGPUClasses([]string{string(gpu)}), productLabel: "nvidia.com/gpu.product",
 	}
 	for b.Loop() {
 		if _, err := inv.summarize(); err != nil {

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -40,14 +41,20 @@ var (
 // GPUAffinity is the plugin.
 type GPUAffinity struct {
 	handle       fwk.Handle
-	gpuResources []v1.ResourceName
+	classes      *gpuClasses
 	productLabel string
 	memoryLabel  string
-	catalog      *skuCatalog
-	denyCPUPods  bool
-	binPack      bool
-	// noGPUsMessage is the same for every node, so it is built once.
-	noGPUsMessage string
+	// gpuNodeLabels are the label keys whose presence makes a node a GPU node: the product
+	// label, the count label and the configured ones.
+	gpuNodeLabels []string
+	// gpuTaint is the taint key whose toleration exempts a pod from the CPU-pod rule; "" none.
+	gpuTaint            string
+	catalog             *skuCatalog
+	denyCPUPods         bool
+	genericOnUnlabelled bool
+	binPack             bool
+	// exemptionHint ends the CPU-pod rule's message: how a pod may opt in.
+	exemptionHint string
 }
 
 // New builds the plugin from defaulted GPUAffinityArgs, validating them.
@@ -60,17 +67,24 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, err
 		return nil, err
 	}
 	pl := &GPUAffinity{
-		handle:       h,
-		productLabel: args.ProductLabel,
-		memoryLabel:  args.MemoryLabel,
-		catalog:      newCatalog(args.SKUs),
-		denyCPUPods:  args.CPUPodsOnGPUNodes == config.CPUPodsOnGPUNodesDeny,
-		binPack:      args.GPUScoring == config.GPUScoringBinPack,
+		handle:              h,
+		classes:             newGPUClasses(args.GPUResourceNames),
+		productLabel:        args.ProductLabel,
+		memoryLabel:         args.MemoryLabel,
+		gpuTaint:            args.GPUNodeTaintKey,
+		catalog:             newCatalog(args.SKUs),
+		denyCPUPods:         args.CPUPodsOnGPUNodes == config.CPUPodsOnGPUNodesDeny,
+		genericOnUnlabelled: args.GenericPodsOnUnlabelledGPUNodes,
+		binPack:             args.GPUScoring == config.GPUScoringBinPack,
 	}
-	for _, name := range args.GPUResourceNames {
-		pl.gpuResources = append(pl.gpuResources, v1.ResourceName(name))
+	pl.gpuNodeLabels = append(pl.gpuNodeLabels, args.ProductLabel)
+	if args.CountLabel != "" {
+		pl.gpuNodeLabels = append(pl.gpuNodeLabels, args.CountLabel)
 	}
-	pl.noGPUsMessage = fmt.Sprintf("node has no GPUs (%s)", joinResourceNames(pl.gpuResources))
+	pl.gpuNodeLabels = append(pl.gpuNodeLabels, args.GPUNodeLabels...)
+	if pl.gpuTaint != "" {
+		pl.exemptionHint = fmt.Sprintf(" unless they tolerate the %s taint", pl.gpuTaint)
+	}
 	registerMetrics(h, pl)
 	return pl, nil
 }
@@ -99,7 +113,11 @@ func (pl *GPUAffinity) Name() string { return Name }
 // parse reads a pod's GPU request. Product values that no SKU lists are accepted when a node
 // carries them, so a cluster works without listing every model it has.
 func (pl *GPUAffinity) parse(pod *v1.Pod) (*gpuRequest, error) {
-	return parseGPURequest(pod, pl.gpuResources, pl.productLabel, pl.catalog, pl.productOnSomeNode)
+	return parseGPURequest(pod, pl.classes, pl.requestLabels(), pl.catalog, pl.productOnSomeNode)
+}
+
+func (pl *GPUAffinity) requestLabels() requestLabels {
+	return requestLabels{product: pl.productLabel, memory: pl.memoryLabel, gpuTaint: pl.gpuTaint}
 }
 
 func (pl *GPUAffinity) productOnSomeNode(product string) bool {
@@ -115,8 +133,8 @@ func (pl *GPUAffinity) productOnSomeNode(product string) bool {
 	return false
 }
 
-// draBackedGPUs reports whether a DeviceClass serves one of the GPU resource names.
-func (pl *GPUAffinity) draBackedGPUs() bool {
+// draBacked reports whether a DeviceClass serves one of the requested GPU resources.
+func (pl *GPUAffinity) draBacked(units []unitRequest) bool {
 	dra := pl.handle.SharedDRAManager()
 	if dra == nil {
 		return false
@@ -125,48 +143,35 @@ func (pl *GPUAffinity) draBackedGPUs() bool {
 	if resolver == nil {
 		return false
 	}
-	for _, name := range pl.gpuResources {
-		if resolver.GetDeviceClass(name) != nil {
+	for _, u := range units {
+		if resolver.GetDeviceClass(u.name) != nil {
 			return true
 		}
 	}
 	return false
 }
 
-// allocatableGPUsOf returns a node's allocatable GPUs; most nodes have no extended resources.
-func (pl *GPUAffinity) allocatableGPUsOf(nodeInfo fwk.NodeInfo) int64 {
-	alloc := nodeInfo.GetAllocatable().GetScalarResources()
-	if len(alloc) == 0 {
-		return 0
-	}
-	var n int64
-	for _, name := range pl.gpuResources {
-		n += alloc[name]
-	}
-	return n
-}
-
-// gpuCounts returns a node's allocatable and requested GPUs over all GPU resource names.
-func (pl *GPUAffinity) gpuCounts(nodeInfo fwk.NodeInfo) (allocatable, requested int64) {
-	alloc := nodeInfo.GetAllocatable().GetScalarResources()
-	used := nodeInfo.GetRequested().GetScalarResources()
-	for _, name := range pl.gpuResources {
-		allocatable += alloc[name]
-		requested += used[name]
-	}
-	return allocatable, requested
-}
-
 // SignPod signs everything Filter and Score read from the pod, so that pods with equal
 // signatures may share a batched result even in a profile without NodeResourcesFit or
 // NodeAffinity.
 func (pl *GPUAffinity) SignPod(ctx context.Context, pod *v1.Pod) ([]fwk.SignFragment, *fwk.Status) {
+	type unit struct {
+		Name string
+		N    int64
+	}
+	var units []unit
+	for _, u := range podUnits(pod, pl.classes, pl.memoryLabel) {
+		units = append(units, unit{string(u.name), u.n})
+	}
+	model, hasModel := pod.Annotations[ModelAnnotation]
+	minMemory, hasMinMemory := pod.Annotations[MinMemoryAnnotation]
 	return []fwk.SignFragment{{Key: signFragmentKey, Value: struct {
-		Model, MinMemory     string
-		GPUs                 int64
-		Daemon, NamesProduct bool
-	}{pod.Annotations[ModelAnnotation], pod.Annotations[MinMemoryAnnotation], countGPUs(pod, pl.gpuResources),
-		isDaemonPod(pod), selectsProductLabel(pod, pl.productLabel)}}}, nil
+		Model, MinMemory                        string
+		HasModel, HasMinMemory                  bool
+		Units                                   []unit
+		Daemon, NamesProduct, ToleratesGPUTaint bool
+	}{model, minMemory, hasModel, hasMinMemory, units,
+		isDaemonPod(pod), selectsProductLabel(pod, pl.productLabel), toleratesTaintKey(pod.Spec.Tolerations, pl.gpuTaint)}}}, nil
 }
 
 // EventsToRegister names the events that can make a pod we rejected schedulable.
@@ -175,7 +180,8 @@ func (pl *GPUAffinity) EventsToRegister(_ context.Context) ([]fwk.ClusterEventWi
 		{Event: fwk.ClusterEvent{Resource: fwk.Node, ActionType: fwk.Add | fwk.UpdateNodeLabel | fwk.UpdateNodeAllocatable}, QueueingHintFn: pl.isSchedulableAfterNodeChange},
 		// No hint for pods leaving: no GPUAffinity rejection depends on other pods, and a GPU pod
 		// leaving is NodeResourcesFit's event (its hint requeues pods it rejected for capacity).
-		// The pod's own annotations: a fixed typo makes it schedulable.
+		// The pod's own annotations and tolerations: a fixed typo or an added toleration of the
+		// GPU taint makes it schedulable.
 		{Event: fwk.ClusterEvent{Resource: fwk.TargetPod, ActionType: fwk.Update}, QueueingHintFn: pl.isSchedulableAfterPodUpdated},
 	}, nil
 }
@@ -185,16 +191,58 @@ func (pl *GPUAffinity) isSchedulableAfterNodeChange(logger klog.Logger, pod *v1.
 	if err != nil {
 		return fwk.Queue, err
 	}
-	if oldNode == nil {
-		return fwk.Queue, nil
-	}
-	if oldNode.Labels[pl.productLabel] != newNode.Labels[pl.productLabel] ||
-		oldNode.Labels[pl.memoryLabel] != newNode.Labels[pl.memoryLabel] ||
-		pl.allocatableGPUs(oldNode) != pl.allocatableGPUs(newNode) {
+	if oldNode == nil || !pl.sameGPUs(oldNode, newNode) {
 		return fwk.Queue, nil
 	}
 	logger.V(5).Info("Node change leaves its GPUs as they were", "pod", klog.KObj(pod), "node", klog.KObj(newNode))
 	return fwk.QueueSkip, nil
+}
+
+// sameGPUs reports whether two versions of a node look the same to Filter: the labels it reads
+// and its GPU resources, both present or absent with equal values.
+func (pl *GPUAffinity) sameGPUs(a, b *v1.Node) bool {
+	if !sameLabel(a, b, pl.memoryLabel) {
+		return false
+	}
+	for _, key := range pl.gpuNodeLabels {
+		if !sameLabel(a, b, key) {
+			return false
+		}
+	}
+	return sameWhere(a.Labels, b.Labels, pl.classes.isSliceMemoryLabel, func(x, y string) bool { return x == y }) &&
+		sameWhere(a.Status.Allocatable, b.Status.Allocatable, pl.isGPUResource, resource.Quantity.Equal) &&
+		sameWhere(a.Status.Capacity, b.Status.Capacity, pl.isGPUResource, resource.Quantity.Equal)
+}
+
+func sameLabel(a, b *v1.Node, key string) bool {
+	av, aok := a.Labels[key]
+	bv, bok := b.Labels[key]
+	return aok == bok && av == bv
+}
+
+func (pl *GPUAffinity) isGPUResource(name v1.ResourceName) bool {
+	gpu, _ := pl.classes.match(name)
+	return gpu
+}
+
+// sameWhere reports whether a and b hold the same keys that keep, with equal values.
+func sameWhere[K comparable, V any](a, b map[K]V, keep func(K) bool, equal func(V, V) bool) bool {
+	n := 0
+	for k, av := range a {
+		if !keep(k) {
+			continue
+		}
+		n++
+		if bv, ok := b[k]; !ok || !equal(av, bv) {
+			return false
+		}
+	}
+	for k := range b {
+		if keep(k) {
+			n--
+		}
+	}
+	return n == 0
 }
 
 func (pl *GPUAffinity) isSchedulableAfterPodUpdated(logger klog.Logger, pod *v1.Pod, oldObj, newObj any) (fwk.QueueingHint, error) {
@@ -202,22 +250,25 @@ func (pl *GPUAffinity) isSchedulableAfterPodUpdated(logger klog.Logger, pod *v1.
 	if err != nil {
 		return fwk.Queue, err
 	}
-	if oldPod.Annotations[ModelAnnotation] != newPod.Annotations[ModelAnnotation] ||
-		oldPod.Annotations[MinMemoryAnnotation] != newPod.Annotations[MinMemoryAnnotation] {
+	for _, a := range []string{ModelAnnotation, MinMemoryAnnotation} {
+		// Presence counts: an invalid "" removed is a fix, though both read as "".
+		ov, ook := oldPod.Annotations[a]
+		nv, nok := newPod.Annotations[a]
+		if ook != nok || ov != nv {
+			return fwk.Queue, nil
+		}
+	}
+	if toleratesTaintKey(oldPod.Spec.Tolerations, pl.gpuTaint) != toleratesTaintKey(newPod.Spec.Tolerations, pl.gpuTaint) {
 		return fwk.Queue, nil
 	}
 	return fwk.QueueSkip, nil
 }
 
-func (pl *GPUAffinity) allocatableGPUs(node *v1.Node) int64 {
-	return nodeAllocatableGPUs(node, pl.gpuResources)
-}
-
-// nodeAllocatableGPUs sums a node's allocatable over the GPU resource names.
-func nodeAllocatableGPUs(node *v1.Node, gpuResources []v1.ResourceName) int64 {
+// nodeAllocatableGPUs sums a node's allocatable over its GPU resources, in units.
+func nodeAllocatableGPUs(node *v1.Node, classes *gpuClasses) int64 {
 	var n int64
-	for _, name := range gpuResources {
-		if q, ok := node.Status.Allocatable[name]; ok {
+	for name, q := range node.Status.Allocatable {
+		if gpu, _ := classes.match(name); gpu {
 			n += q.Value()
 		}
 	}

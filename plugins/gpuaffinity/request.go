@@ -5,9 +5,11 @@ import (
 	"slices"
 	"strings"
 
+	appsv1 "k8s.io/api/apps/v1"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/sets"
 	resourcehelper "k8s.io/component-helpers/resource"
 )
@@ -22,8 +24,9 @@ const (
 
 // gpuRequest is what one pod asks of GPU nodes, parsed once per scheduling cycle.
 type gpuRequest struct {
-	// gpus is the pod's total request over all GPU resource names.
-	gpus int64
+	// units are the pod's GPU requests, one per resource name, sorted by name; none for a pod
+	// without GPUs.
+	units []unitRequest
 	// products are the acceptable product label values, lower-cased; nil accepts any.
 	products sets.Set[string]
 	// modelText is the annotation as written, for messages.
@@ -35,7 +38,21 @@ type gpuRequest struct {
 	namesModel bool
 	// daemon pods (DaemonSet-owned) follow their DaemonSet, never our CPU-pod rule.
 	daemon bool
+	// toleratesGPUTaint exempts a pod without GPUs from the CPU-pod rule.
+	toleratesGPUTaint bool
 }
+
+// unitRequest is the pod's request of one GPU resource: its packing unit.
+type unitRequest struct {
+	name v1.ResourceName
+	n    int64
+	// memoryLabel is the node label with the memory of one unit: a slice's own, else the
+	// memory label of whole GPUs.
+	memoryLabel string
+	slice       bool
+}
+
+func (r *gpuRequest) isGPUPod() bool { return len(r.units) > 0 }
 
 // invalidRequestError is a problem with the pod's own spec: preemption or other pods cannot fix it.
 type invalidRequestError struct{ msg string }
@@ -58,11 +75,19 @@ type skuCatalog struct {
 	names []string
 }
 
+// requestLabels are the node labels a request is compared with.
+type requestLabels struct {
+	product, memory string
+	// gpuTaint is the taint key whose toleration exempts a pod from the CPU-pod rule; "" none.
+	gpuTaint string
+}
+
 // parseGPURequest reads the pod's GPU request and annotations. knownProduct reports whether a
 // product value not listed in any SKU exists on some node; it is only called for such values.
-func parseGPURequest(pod *v1.Pod, gpuResources []v1.ResourceName, productLabel string, catalog *skuCatalog, knownProduct func(string) bool) (*gpuRequest, error) {
-	req := &gpuRequest{gpus: countGPUs(pod, gpuResources), daemon: isDaemonPod(pod)}
-	req.namesModel = selectsProductLabel(pod, productLabel)
+func parseGPURequest(pod *v1.Pod, classes *gpuClasses, labels requestLabels, catalog *skuCatalog, knownProduct func(string) bool) (*gpuRequest, error) {
+	req := &gpuRequest{units: podUnits(pod, classes, labels.memory), daemon: isDaemonPod(pod)}
+	req.namesModel = selectsProductLabel(pod, labels.product)
+	req.toleratesGPUTaint = !req.isGPUPod() && toleratesTaintKey(pod.Spec.Tolerations, labels.gpuTaint)
 
 	if text, ok := pod.Annotations[ModelAnnotation]; ok {
 		products, err := parseModels(text, catalog, knownProduct)
@@ -78,23 +103,43 @@ func parseGPURequest(pod *v1.Pod, gpuResources []v1.ResourceName, productLabel s
 		}
 		req.minMemoryMiB, req.minMemoryText = mib, text
 	}
-	if req.gpus == 0 && (req.products != nil || req.minMemoryMiB > 0) {
+	if !req.isGPUPod() && (req.products != nil || req.minMemoryMiB > 0) {
 		return nil, invalidf("pod sets %s but requests no GPU (%s): add a GPU request or remove the annotation",
-			presentAnnotations(pod), joinResourceNames(gpuResources))
+			presentAnnotations(pod), classes)
 	}
 	return req, nil
 }
 
-// countGPUs is the pod's effective request (init containers and overhead included) summed over
-// the GPU resource names.
-func countGPUs(pod *v1.Pod, gpuResources []v1.ResourceName) int64 {
-	if !mentionsGPUs(pod, gpuResources) {
+// podUnits is the pod's effective request (init containers and overhead included) of each GPU
+// resource, sorted by name. memoryLabel is the memory label of units that are not slices.
+func podUnits(pod *v1.Pod, classes *gpuClasses, memoryLabel string) []unitRequest {
+	if !mentionsGPUs(pod, classes) {
+		return nil
+	}
+	var units []unitRequest
+	for name, q := range resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{}) {
+		gpu, slice := classes.match(name)
+		if !gpu || q.Value() <= 0 {
+			continue
+		}
+		u := unitRequest{name: name, n: q.Value(), memoryLabel: memoryLabel, slice: slice}
+		if slice {
+			u.memoryLabel = string(name) + memoryLabelSuffix
+		}
+		units = append(units, u)
+	}
+	slices.SortFunc(units, func(a, b unitRequest) int { return strings.Compare(string(a.name), string(b.name)) })
+	return units
+}
+
+// countGPUs is the pod's request summed over every GPU resource, for the inventory gauges.
+func countGPUs(pod *v1.Pod, classes *gpuClasses) int64 {
+	if !mentionsGPUs(pod, classes) {
 		return 0
 	}
-	requests := resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{})
 	var n int64
-	for _, name := range gpuResources {
-		if q, ok := requests[name]; ok {
+	for name, q := range resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{}) {
+		if gpu, _ := classes.match(name); gpu {
 			n += q.Value()
 		}
 	}
@@ -103,18 +148,19 @@ func countGPUs(pod *v1.Pod, gpuResources []v1.ResourceName) int64 {
 
 // mentionsGPUs is a cheap first look: most pods name no GPU resource anywhere, and computing
 // effective requests allocates. The metrics scrape walks every pod in the cluster.
-func mentionsGPUs(pod *v1.Pod, gpuResources []v1.ResourceName) bool {
-	has := func(r v1.ResourceRequirements) bool {
-		for _, name := range gpuResources {
-			if _, ok := r.Requests[name]; ok {
-				return true
-			}
-			if _, ok := r.Limits[name]; ok {
+func mentionsGPUs(pod *v1.Pod, classes *gpuClasses) bool {
+	hasIn := func(l v1.ResourceList) bool {
+		if onlyCommonResources(l) {
+			return false
+		}
+		for name := range l {
+			if gpu, _ := classes.match(name); gpu {
 				return true
 			}
 		}
 		return false
 	}
+	has := func(r v1.ResourceRequirements) bool { return hasIn(r.Requests) || hasIn(r.Limits) }
 	for i := range pod.Spec.Containers {
 		if has(pod.Spec.Containers[i].Resources) {
 			return true
@@ -128,17 +174,52 @@ func mentionsGPUs(pod *v1.Pod, gpuResources []v1.ResourceName) bool {
 	if pod.Spec.Resources != nil && has(*pod.Spec.Resources) {
 		return true
 	}
-	for _, name := range gpuResources {
-		if _, ok := pod.Spec.Overhead[name]; ok {
+	return hasIn(pod.Spec.Overhead)
+}
+
+// onlyCommonResources reports whether l names nothing but cpu, memory and ephemeral storage, as
+// most containers' lists do. Three lookups decide it faster than a walk over l, whose iterator
+// alone (a random start) cost more than the rest of mentionsGPUs.
+func onlyCommonResources(l v1.ResourceList) bool {
+	n := len(l)
+	for _, name := range [...]v1.ResourceName{v1.ResourceCPU, v1.ResourceMemory, v1.ResourceEphemeralStorage} {
+		if n == 0 {
+			break
+		}
+		if _, ok := l[name]; ok {
+			n--
+		}
+	}
+	return n == 0
+}
+
+// isDaemonPod reports whether a DaemonSet of the apps group controls the pod: a DaemonSet kind
+// of another group is another controller, with no claim to run on every node.
+func isDaemonPod(pod *v1.Pod) bool {
+	ref := metav1.GetControllerOf(pod)
+	if ref == nil || ref.Kind != "DaemonSet" {
+		return false
+	}
+	gv, err := schema.ParseGroupVersion(ref.APIVersion)
+	return err == nil && gv.Group == appsv1.GroupName
+}
+
+// toleratesTaintKey reports whether the tolerations admit a NoSchedule taint with this key and
+// any value, as upstream matches them: the key, or an empty key with Exists; effect NoSchedule
+// or empty (all effects).
+func toleratesTaintKey(tolerations []v1.Toleration, key string) bool {
+	if key == "" {
+		return false
+	}
+	for _, t := range tolerations {
+		if t.Effect != "" && t.Effect != v1.TaintEffectNoSchedule {
+			continue
+		}
+		if t.Key == key || (t.Key == "" && t.Operator == v1.TolerationOpExists) {
 			return true
 		}
 	}
 	return false
-}
-
-func isDaemonPod(pod *v1.Pod) bool {
-	ref := metav1.GetControllerOf(pod)
-	return ref != nil && ref.Kind == "DaemonSet"
 }
 
 func parseModels(text string, catalog *skuCatalog, knownProduct func(string) bool) (sets.Set[string], error) {
@@ -223,14 +304,6 @@ func presentAnnotations(pod *v1.Pod) string {
 		}
 	}
 	return strings.Join(parts, " and ")
-}
-
-func joinResourceNames(names []v1.ResourceName) string {
-	s := make([]string, len(names))
-	for i, n := range names {
-		s[i] = string(n)
-	}
-	return strings.Join(s, ", ")
 }
 
 func (c *skuCatalog) known() string {

@@ -9,31 +9,38 @@ import (
 
 const preScoreStateKey fwk.StateKey = "PreScore" + Name
 
-type preScoreState struct{ gpus int64 }
+type preScoreState struct{ units []unitRequest }
 
 // Clone shares the state: it is read-only.
 func (s *preScoreState) Clone() fwk.StateData { return s }
 
 // PreScore skips scoring for pods without GPUs: upstream's resource scoring spreads them.
 func (pl *GPUAffinity) PreScore(ctx context.Context, state fwk.CycleState, pod *v1.Pod, _ []fwk.NodeInfo) *fwk.Status {
-	gpus := countGPUs(pod, pl.gpuResources)
-	if gpus == 0 {
+	units := podUnits(pod, pl.classes, pl.memoryLabel)
+	if len(units) == 0 {
 		return fwk.NewStatus(fwk.Skip)
 	}
-	state.Write(preScoreStateKey, &preScoreState{gpus: gpus})
+	state.Write(preScoreStateKey, &preScoreState{units: units})
 	return nil
 }
 
-// Score is the number of GPUs the node would have free after placing the pod; NormalizeScore
-// turns fewer into better (BinPack) or more into better (Spread).
+// Score is the number of units the node would have free after placing the pod, counted in the
+// units the pod requests only: a MIG pod packs by free slices of its profile, a whole-GPU pod
+// by free whole GPUs, and slices are never added to GPUs. NormalizeScore turns fewer into
+// better (BinPack) or more into better (Spread).
 func (pl *GPUAffinity) Score(ctx context.Context, state fwk.CycleState, pod *v1.Pod, nodeInfo fwk.NodeInfo) (int64, *fwk.Status) {
 	data, err := state.Read(preScoreStateKey)
 	if err != nil {
 		return 0, fwk.AsStatus(err)
 	}
 	s := data.(*preScoreState)
-	allocatable, requested := pl.gpuCounts(nodeInfo)
-	return max(allocatable-requested-s.gpus, 0), nil
+	alloc := nodeInfo.GetAllocatable().GetScalarResources()
+	used := nodeInfo.GetRequested().GetScalarResources()
+	var free int64
+	for _, u := range s.units {
+		free += max(alloc[u.name]-used[u.name]-u.n, 0)
+	}
+	return free, nil
 }
 
 // ScoreExtensions returns the normalizer.

@@ -185,3 +185,96 @@ func scrape(t *testing.T) string {
 	}
 	return b.String()
 }
+
+// unitPod is a workbench pod requesting n of one extended resource (a MIG slice, a shared GPU).
+func unitPod(ns, name string, r corev1.ResourceName, n string, annotations map[string]string) *corev1.Pod {
+	p := workbenchPod(ns, name, "", annotations)
+	q := resource.MustParse(n)
+	p.Spec.Containers[0].Resources.Limits = corev1.ResourceList{r: q}
+	p.Spec.Containers[0].Resources.Requests[r] = q
+	return p
+}
+
+// waitForUnschedulable waits for the pod's PodScheduled=False condition to say want and fails
+// if it is bound meanwhile.
+func waitForUnschedulable(t *testing.T, ns, name, want string) {
+	t.Helper()
+	var last string
+	err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		pod, err := cp.Client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		if pod.Spec.NodeName != "" {
+			return false, fmt.Errorf("bound to %s", pod.Spec.NodeName)
+		}
+		for _, c := range pod.Status.Conditions {
+			if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse {
+				last = c.Message
+			}
+		}
+		return strings.Contains(last, want), nil
+	})
+	if err != nil {
+		t.Errorf("%s: want PodScheduled=False saying %q, last message %q: %v", name, want, last, err)
+	}
+}
+
+// The shipped config on a mixed cluster: a MIG-slice session, a shared-GPU session and a
+// whole-GPU session each land on the one node that serves them, and a CPU session is kept off
+// a GPU node whose allocatable GPUs dropped to 0 while its product label stays.
+func TestGPUAffinityMIGSharedAndWholeGPUs(t *testing.T) {
+	startScheduler(t, nil)
+	ns := testNamespace(t)
+	const (
+		mig    = corev1.ResourceName("nvidia.com/mig-1g.10gb")
+		shared = corev1.ResourceName("nvidia.com/gpu.shared")
+	)
+	migNode := gpuTestNode("it-mix-mig", "", 0)
+	q := *resource.NewQuantity(7, resource.DecimalSI)
+	migNode.Status.Allocatable[mig], migNode.Status.Capacity[mig] = q, q
+	// GPU Feature Discovery's labels of a MIG node in the mixed strategy.
+	migNode.Labels["nvidia.com/gpu.product"] = "NVIDIA-A100-SXM4-80GB"
+	migNode.Labels["nvidia.com/gpu.memory"] = "81920"
+	migNode.Labels["nvidia.com/mig-1g.10gb.memory"] = "9728"
+	sharedNode := gpuTestNode("it-mix-shared", "", 0)
+	q = *resource.NewQuantity(4, resource.DecimalSI)
+	sharedNode.Status.Allocatable[shared], sharedNode.Status.Capacity[shared] = q, q
+	sharedNode.Labels["nvidia.com/gpu.product"] = "Tesla-T4-SHARED"
+	sharedNode.Labels["nvidia.com/gpu.memory"] = "15360"
+	createNodes(t,
+		gpuTestNode("it-mix-cpu", "", 0),
+		migNode,
+		sharedNode,
+		gpuTestNode("it-mix-whole", "NVIDIA-A100-SXM4-80GB", 8),
+		gpuTestNode("it-mix-down", "NVIDIA-A100-SXM4-80GB", 8),
+	)
+
+	// The device plugin on it-mix-down restarts: allocatable drops to 0, capacity and labels stay.
+	down, err := cp.Client.CoreV1().Nodes().Get(context.Background(), "it-mix-down", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	down.Status.Allocatable[gpuResource] = *resource.NewQuantity(0, resource.DecimalSI)
+	if _, err := cp.Client.CoreV1().Nodes().UpdateStatus(context.Background(), down, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	createPod(t, unitPod(ns, "mig-session", mig, "1", map[string]string{gpuaffinity.MinMemoryAnnotation: "9Gi"}))
+	createPod(t, unitPod(ns, "shared-session", shared, "1", nil))
+	createPod(t, workbenchPod(ns, "whole-session", "1", nil))
+	createPod(t, workbenchPod(ns, "cpu-session", "", nil))
+	pinned := workbenchPod(ns, "cpu-pinned-to-down", "", nil)
+	pinned.Spec.NodeSelector = map[string]string{corev1.LabelHostname: "it-mix-down"}
+	createPod(t, pinned)
+
+	for pod, want := range map[string]string{
+		"mig-session": "it-mix-mig", "shared-session": "it-mix-shared", "whole-session": "it-mix-whole", "cpu-session": "it-mix-cpu",
+	} {
+		if got := waitForNode(t, ns, pod, 30*time.Second); got != want {
+			t.Errorf("%s bound to %s, want %s", pod, got, want)
+		}
+	}
+	waitForUnschedulable(t, ns, "cpu-pinned-to-down",
+		"node is a GPU node (nvidia.com/gpu with 0 allocatable, NVIDIA-A100-SXM4-80GB) and the pod requests no GPU")
+}

@@ -32,16 +32,29 @@ const (
 type GPUAffinityArgs struct {
 	metav1.TypeMeta
 
-	// GPUResourceNames are the extended resources that count as GPUs.
+	// GPUResourceNames are the GPU resource classes: extended resource names, or a prefix of
+	// one followed by "*" (nvidia.com/mig-*), whose request makes a pod a GPU pod and whose
+	// capacity or allocatable makes a node a GPU node. Each resource name is its own packing
+	// unit; a resource matched by a pattern is a slice, whose memory is its own label's.
 	GPUResourceNames []string
 	// ProductLabel is the node label naming the GPU model (GPU Feature Discovery's).
 	ProductLabel string
+	// CountLabel is a node label whose presence marks a GPU node; empty: none.
+	CountLabel string
+	// GPUNodeLabels are more node label keys whose presence marks a GPU node.
+	GPUNodeLabels []string
 	// MemoryLabel is the node label giving per-GPU memory in MiB.
 	MemoryLabel string
 	// SKUs name GPU models; a special SKU only takes pods that name it.
 	SKUs []GPUSKU
 	// CPUPodsOnGPUNodes is Deny or Allow.
 	CPUPodsOnGPUNodes CPUPodsOnGPUNodesPolicy
+	// GPUNodeTaintKey: a pod that tolerates a NoSchedule taint with this key may use GPU nodes
+	// without requesting a GPU. Empty: no toleration exempts a pod.
+	GPUNodeTaintKey string
+	// GenericPodsOnUnlabelledGPUNodes lets GPU pods that name no model use GPU nodes without the
+	// product label. False (fail closed): such nodes take no GPU pods until they are labelled.
+	GenericPodsOnUnlabelledGPUNodes bool
 	// GPUScoring is BinPack or Spread.
 	GPUScoring GPUScoringStrategy
 }

@@ -25,6 +25,11 @@ func (in *GPUAffinityArgs) DeepCopyInto(out *GPUAffinityArgs) {
 		*out = make([]string, len(*in))
 		copy(*out, *in)
 	}
+	if in.GPUNodeLabels != nil {
+		in, out := &in.GPUNodeLabels, &out.GPUNodeLabels
+		*out = make([]string, len(*in))
+		copy(*out, *in)
+	}
 	if in.SKUs != nil {
 		in, out := &in.SKUs, &out.SKUs
 		*out = make([]GPUSKU, len(*in))

@@ -9,20 +9,36 @@ import (
 
 // Defaults of GPUAffinityArgs.
 const (
+	// DefaultGPUResourceName is whole NVIDIA GPUs, and TeamPool's default GPU resource.
 	DefaultGPUResourceName   = "nvidia.com/gpu"
 	DefaultGPUProductLabel   = "nvidia.com/gpu.product"
+	DefaultGPUCountLabel     = "nvidia.com/gpu.count"
 	DefaultGPUMemoryLabel    = "nvidia.com/gpu.memory"
 	DefaultCPUPodsOnGPUNodes = "Deny"
+	DefaultGPUNodeTaintKey   = "nvidia.com/gpu"
 	DefaultGPUScoring        = "BinPack"
 )
+
+// DefaultGPUResourceClasses are the resources that make a pod or node a GPU one: whole NVIDIA
+// GPUs, MIG slices of every profile (the device plugin's mixed strategy), time-sliced GPUs
+// renamed by the device plugin, AMD GPUs and Intel GPUs.
+func DefaultGPUResourceClasses() []string {
+	return []string{DefaultGPUResourceName, "nvidia.com/mig-*", "nvidia.com/gpu.shared", "amd.com/gpu", "gpu.intel.com/i915"}
+}
 
 // SetDefaults_GPUAffinityArgs fills what the user left out.
 func SetDefaults_GPUAffinityArgs(obj *GPUAffinityArgs) {
 	if len(obj.GPUResourceNames) == 0 {
-		obj.GPUResourceNames = []string{DefaultGPUResourceName}
+		obj.GPUResourceNames = DefaultGPUResourceClasses()
 	}
 	if obj.ProductLabel == "" {
 		obj.ProductLabel = DefaultGPUProductLabel
+	}
+	if obj.CountLabel == "" {
+		obj.CountLabel = DefaultGPUCountLabel
+	}
+	if obj.GPUNodeTaintKey == "" {
+		obj.GPUNodeTaintKey = DefaultGPUNodeTaintKey
 	}
 	if obj.MemoryLabel == "" {
 		obj.MemoryLabel = DefaultGPUMemoryLabel

@@ -12,16 +12,33 @@ import (
 type GPUAffinityArgs struct {
 	metav1.TypeMeta `json:",inline"`
 
-	// GPUResourceNames are the extended resources that count as GPUs. Default: [nvidia.com/gpu].
+	// GPUResourceNames are the GPU resource classes: extended resource names, or a prefix of
+	// one followed by "*", whose request makes a pod a GPU pod and whose capacity or allocatable
+	// makes a node a GPU node. Each resource name is packed in its own unit: MIG slices and
+	// shared GPUs are never added to whole GPUs. A resource matched by a pattern is a slice: its
+	// memory per unit is the node label "<resource>.memory" (GPU Feature Discovery's).
+	// Default: [nvidia.com/gpu, nvidia.com/mig-*, nvidia.com/gpu.shared, amd.com/gpu,
+	// gpu.intel.com/i915].
 	GPUResourceNames []string `json:"gpuResourceNames,omitempty"`
 	// ProductLabel is the node label naming the GPU model. Default: nvidia.com/gpu.product.
 	ProductLabel string `json:"productLabel,omitempty"`
+	// CountLabel is a node label whose presence marks a GPU node, so that a node stays one
+	// while its device plugin reports no GPUs. Default: nvidia.com/gpu.count.
+	CountLabel string `json:"countLabel,omitempty"`
+	// GPUNodeLabels are more node label keys whose presence marks a GPU node (any value).
+	GPUNodeLabels []string `json:"gpuNodeLabels,omitempty"`
 	// MemoryLabel is the node label giving per-GPU memory in MiB. Default: nvidia.com/gpu.memory.
 	MemoryLabel string `json:"memoryLabel,omitempty"`
 	// SKUs name GPU models; a special SKU only takes pods that name it.
 	SKUs []GPUSKU `json:"skus,omitempty"`
 	// CPUPodsOnGPUNodes is Deny (default) or Allow.
 	CPUPodsOnGPUNodes string `json:"cpuPodsOnGPUNodes,omitempty"`
+	// GPUNodeTaintKey: a pod that tolerates a NoSchedule taint with this key (any value) may use
+	// GPU nodes without requesting a GPU. Default: nvidia.com/gpu.
+	GPUNodeTaintKey string `json:"gpuNodeTaintKey,omitempty"`
+	// GenericPodsOnUnlabelledGPUNodes lets GPU pods that name no model use GPU nodes that have
+	// no product label. Default false: such a node takes no GPU pods until it is labelled.
+	GenericPodsOnUnlabelledGPUNodes bool `json:"genericPodsOnUnlabelledGPUNodes,omitempty"`
 	// GPUScoring is BinPack (default) or Spread.
 	GPUScoring string `json:"gpuScoring,omitempty"`
 }

@@ -86,9 +86,13 @@ func RegisterConversions(s *runtime.Scheme) error {
 func autoConvert_v1_GPUAffinityArgs_To_config_GPUAffinityArgs(in *GPUAffinityArgs, out *config.GPUAffinityArgs, s conversion.Scope) error {
 	out.GPUResourceNames = *(*[]string)(unsafe.Pointer(&in.GPUResourceNames))
 	out.ProductLabel = in.ProductLabel
+	out.CountLabel = in.CountLabel
+	out.GPUNodeLabels = *(*[]string)(unsafe.Pointer(&in.GPUNodeLabels))
 	out.MemoryLabel = in.MemoryLabel
 	out.SKUs = *(*[]config.GPUSKU)(unsafe.Pointer(&in.SKUs))
 	out.CPUPodsOnGPUNodes = config.CPUPodsOnGPUNodesPolicy(in.CPUPodsOnGPUNodes)
+	out.GPUNodeTaintKey = in.GPUNodeTaintKey
+	out.GenericPodsOnUnlabelledGPUNodes = in.GenericPodsOnUnlabelledGPUNodes
 	out.GPUScoring = config.GPUScoringStrategy(in.GPUScoring)
 	return nil
 }
@@ -101,9 +105,13 @@ func Convert_v1_GPUAffinityArgs_To_config_GPUAffinityArgs(in *GPUAffinityArgs, o
 func autoConvert_config_GPUAffinityArgs_To_v1_GPUAffinityArgs(in *config.GPUAffinityArgs, out *GPUAffinityArgs, s conversion.Scope) error {
 	out.GPUResourceNames = *(*[]string)(unsafe.Pointer(&in.GPUResourceNames))
 	out.ProductLabel = in.ProductLabel
+	out.CountLabel = in.CountLabel
+	out.GPUNodeLabels = *(*[]string)(unsafe.Pointer(&in.GPUNodeLabels))
 	out.MemoryLabel = in.MemoryLabel
 	out.SKUs = *(*[]GPUSKU)(unsafe.Pointer(&in.SKUs))
 	out.CPUPodsOnGPUNodes = string(in.CPUPodsOnGPUNodes)
+	out.GPUNodeTaintKey = in.GPUNodeTaintKey
+	out.GenericPodsOnUnlabelledGPUNodes = in.GenericPodsOnUnlabelledGPUNodes
 	out.GPUScoring = string(in.GPUScoring)
 	return nil
 }

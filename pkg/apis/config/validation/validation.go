@@ -18,8 +18,10 @@ import (
 	"github.com/workbench-scheduler/workbench-scheduler/pkg/apis/config"
 )
 
-// validateGPUResourceNames checks a list of extended resources that count as GPUs.
-func validateGPUResourceNames(path *field.Path, names []string) field.ErrorList {
+// validateGPUResourceNames checks a list of extended resources that count as GPUs. With
+// patterns, an entry may also be a prefix of such a name followed by "*" (nvidia.com/mig-*);
+// TeamPool adds up exact names only.
+func validateGPUResourceNames(path *field.Path, names []string, patterns bool) field.ErrorList {
 	var errs field.ErrorList
 	seen := sets.New[string]()
 	for i, name := range names {
@@ -27,8 +29,19 @@ func validateGPUResourceNames(path *field.Path, names []string) field.ErrorList 
 			errs = append(errs, field.Duplicate(path.Index(i), name))
 		}
 		seen.Insert(name)
+		if prefix, ok := strings.CutSuffix(name, "*"); ok && patterns {
+			// The prefix of a valid name: completed by any character, it must be one.
+			if strings.Contains(prefix, "*") || !v1helper.IsExtendedResourceName(v1.ResourceName(prefix+"x")) {
+				errs = append(errs, field.Invalid(path.Index(i), name, "a pattern must be the start of an extended resource name followed by a single trailing *, such as nvidia.com/mig-*"))
+			}
+			continue
+		}
 		if !v1helper.IsExtendedResourceName(v1.ResourceName(name)) {
-			errs = append(errs, field.Invalid(path.Index(i), name, "must be an extended resource name such as nvidia.com/gpu"))
+			msg := "must be an extended resource name such as nvidia.com/gpu"
+			if patterns {
+				msg += ", or the start of one followed by * such as nvidia.com/mig-*"
+			}
+			errs = append(errs, field.Invalid(path.Index(i), name, msg))
 		}
 	}
 	return errs
@@ -42,13 +55,29 @@ func ValidateGPUAffinityArgs(path *field.Path, args *config.GPUAffinityArgs) err
 	if len(args.GPUResourceNames) == 0 {
 		errs = append(errs, field.Required(names, "at least one GPU resource name"))
 	}
-	errs = append(errs, validateGPUResourceNames(names, args.GPUResourceNames)...)
+	errs = append(errs, validateGPUResourceNames(names, args.GPUResourceNames, true)...)
 	for _, l := range []struct {
 		name, value string
 	}{{"productLabel", args.ProductLabel}, {"memoryLabel", args.MemoryLabel}} {
-		for _, msg := range metav1validation.ValidateLabelName(l.value, path.Child(l.name)) {
-			errs = append(errs, msg)
+		errs = append(errs, metav1validation.ValidateLabelName(l.value, path.Child(l.name))...)
+	}
+	// Empty only in args built in code, which the versioned defaults do not fill: the feature
+	// is then off.
+	for _, l := range []struct {
+		name, value string
+	}{{"countLabel", args.CountLabel}, {"gpuNodeTaintKey", args.GPUNodeTaintKey}} {
+		if l.value != "" {
+			errs = append(errs, metav1validation.ValidateLabelName(l.value, path.Child(l.name))...)
 		}
+	}
+	nodeLabels := sets.New[string]()
+	for i, key := range args.GPUNodeLabels {
+		p := path.Child("gpuNodeLabels").Index(i)
+		if nodeLabels.Has(key) {
+			errs = append(errs, field.Duplicate(p, key))
+		}
+		nodeLabels.Insert(key)
+		errs = append(errs, metav1validation.ValidateLabelName(key, p)...)
 	}
 	skusPath := path.Child("skus")
 	skuNames := sets.New[string]()
@@ -109,7 +138,7 @@ func ValidateTeamPoolArgs(path *field.Path, args *config.TeamPoolArgs) error {
 			[]string{string(config.UnpooledNodesShared), string(config.UnpooledNodesLast)}))
 	}
 	names := path.Child("gpuResourceNames")
-	errs = append(errs, validateGPUResourceNames(names, args.GPUResourceNames)...)
+	errs = append(errs, validateGPUResourceNames(names, args.GPUResourceNames, false)...)
 	if args.StatusUpdateInterval.Duration < time.Second {
 		errs = append(errs, field.Invalid(path.Child("statusUpdateInterval"), args.StatusUpdateInterval.Duration.String(), "must be at least 1s"))
 	}
