@@ -80,16 +80,29 @@ bench-xlarge: bin/etcd
 bench-teampool: bin/etcd
 	$(MAKE) perf PERF_LABEL=teampool PERF_REPEAT=2
 
+# Sessions at 5,000 nodes: session gangs (PodGroups of 1-8 members, some with GPUs) arriving
+# among batch pods; upstream's default profile (no gang scheduling: a throughput reference only)
+# beside the shipped profile, in the order A B B A. Prints, per case, the time from a gang's last
+# member created to all its members bound (p50, p99); regenerates the Sessions table in
+# bench/RESULTS.md. bench-sessions-quick is the 500-node version, run once per side.
+bench-sessions: bin/etcd
+	$(MAKE) perf PERF_LABEL=sessions PERF_REPEAT=2
+
+bench-sessions-quick: bin/etcd
+	$(MAKE) perf PERF_LABEL=sessions-quick
+
 PERF_LABEL ?= quick
 PERF_REPEAT ?= 1
 PERF_TIMEOUT ?= 60m
 PERF_SHAPES_quick := SchedulingBasic TopologySpreading PreferredTopologySpreading DefaultTopologySpreading WorkbenchMix
 PERF_SHAPES_large := $(PERF_SHAPES_quick) Dense
 PERF_SHAPES_xlarge := Uber
-PERF_SHAPES_smoke := Dense Uber WorkbenchMix TeamPool
+PERF_SHAPES_smoke := Dense Uber WorkbenchMix TeamPool Sessions
 PERF_SHAPES_teampool := TeamPool
 PERF_SHAPES_teampool-quick := TeamPool
-.PHONY: perf bench-large bench-xlarge
+PERF_SHAPES_sessions := Sessions
+PERF_SHAPES_sessions-quick := Sessions
+.PHONY: perf bench-large bench-xlarge bench-sessions bench-sessions-quick
 # One process per test case, so each case's peak RSS is its own. Progress (pods scheduled so
 # far) is printed every ~20 s; full logs go to bench/results/perf/logs/.
 perf:
@@ -107,10 +120,11 @@ perf:
 	      -perf-scheduling-label-filter=$(PERF_LABEL) -data-items-dir=../results/perf) \
 	    | awk '/^Benchmark/ {t = "no throughput samples"; for (i = 2; i <= NF; i++) if ($$i == "SchedulingThroughput/Average") t = $$(i-1) " pods/s"; print $$1, t; fflush()} \
 	           /pods: want/ {if (n++ % 20 == 0) {sub(/^.*namespace:/, "  progress: namespace:"); print; fflush()}} \
-	           /^(ok|FAIL|PASS|--- FAIL)/ || /^TeamPool adherence|not in best tier/ {print; fflush()}' || exit 1; \
+	           /^(ok|FAIL|PASS|--- FAIL)/ || /^TeamPool adherence|not in best tier|^Sessions gang latency/ {print; fflush()}' || exit 1; \
 	  done; \
 	done
-	case "$(PERF_LABEL)" in smoke) ;; teampool*) $(GO) run ./bench/cmd/perfreport -section teampool;; *) $(GO) run ./bench/cmd/perfreport;; esac
+	case "$(PERF_LABEL)" in smoke) ;; teampool*) $(GO) run ./bench/cmd/perfreport -section teampool;; \
+	  sessions*) $(GO) run ./bench/cmd/perfreport -section sessions;; *) $(GO) run ./bench/cmd/perfreport;; esac
 
 # scheduler_perf starts etcd from PATH; this builds it from the module proxy.
 bin/etcd:
@@ -121,7 +135,8 @@ bench-gpu:
 	$(GO) test -count=1 -run 'TestGPUFragmentation|TestGPUAffinityAttemptOverhead' -timeout 60m -v ./bench/ -workbench.bench
 
 # Plugin hot paths on in-memory snapshots (7,500 nodes, 200,000 pods; TeamPool: 7,500 nodes,
-# 200 pools). MICRO selects benchmarks by name, e.g. make bench-micro MICRO=TeamPool.
+# 200 pools; Gang: one 8-member GPU gang's admission decision with the shipped profile's
+# plugins). MICRO selects benchmarks by name, e.g. make bench-micro MICRO=TeamPool.
 MICRO ?= .
 bench-micro:
 	$(GO) test -count=1 -run '^$$' -bench '$(MICRO)' -benchtime 200x -timeout 60m ./bench/

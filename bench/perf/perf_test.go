@@ -1,7 +1,7 @@
 // Package perf runs upstream's scheduler_perf workloads twice in one invocation: with upstream's
 // default profile and with the workbench profile we ship. The TeamPool workload compares the
-// shipped profile with itself minus TeamPool instead. Run it with make bench or make
-// bench-teampool.
+// shipped profile with itself minus TeamPool instead. Run it with make bench, make
+// bench-teampool or make bench-sessions.
 package perf
 
 import (
@@ -23,6 +23,7 @@ import (
 	"github.com/workbench-scheduler/workbench-scheduler/bench/perfrun"
 	"github.com/workbench-scheduler/workbench-scheduler/cmd/workbench-scheduler/app"
 	"github.com/workbench-scheduler/workbench-scheduler/manifests"
+	"github.com/workbench-scheduler/workbench-scheduler/plugins/gang"
 	"github.com/workbench-scheduler/workbench-scheduler/plugins/teampool"
 )
 
@@ -110,7 +111,7 @@ func writeRunRecord(run, testCase string, start time.Time) error {
 		}
 	}
 	data, err := json.MarshalIndent(perfrun.Record{Run: run, Case: testCase, Label: flag.Lookup("perf-scheduling-label-filter").Value.String(), Commit: os.Getenv("PERF_COMMIT"), Results: results, PeakRSSBytes: peak,
-		TeamPool: adherence}, "", "  ")
+		TeamPool: adherence, Sessions: gangLatency}, "", "  ")
 	if err != nil {
 		return err
 	}
@@ -132,9 +133,10 @@ func peakRSS() (int64, error) {
 	return 0, fmt.Errorf("no VmHWM in /proc/self/status")
 }
 
-// registry is every workbench plugin, as the binary registers them; TeamPool's instances are
-// also kept, so that the prepare hook can wait for them to load the ResourcePools.
-var registry = trackTeamPools(app.Registry())
+// registry is every workbench plugin, as the binary registers them; TeamPool's and Gang's
+// instances are also kept, so that the prepare hook can wait for them to load their custom
+// resources.
+var registry = trackPlugins(app.Registry(), teampool.Name, gang.Name)
 
 func BenchmarkPerfScheduling(b *testing.B) {
 	if err := writeProfiles("generated"); err != nil {

@@ -35,48 +35,57 @@ import (
 )
 
 // TeamPool needs its ResourcePool CRD in the apiserver and schedules nothing until it has
-// loaded the pools. scheduler_perf starts the scheduler right after the apiserver, and the
-// first hook that can reach the cluster (WithPrepareFn) runs after that, before the workload's
-// first op. So the prepare hook installs the CRDs, for every workload since the shipped profile
-// runs TeamPool in all of them, and waits until each TeamPool instance has loaded them.
-// scheduler_perf passes the scheduler no dynamic informer factory, so ResourcePool events do not
-// requeue pods here; the TeamPool workload creates its pools before any pod.
+// loaded the pools; Gang likewise needs the PodGroup CRD before it admits any gang.
+// scheduler_perf starts the scheduler right after the apiserver, and the first hook that can
+// reach the cluster (WithPrepareFn) runs after that, before the workload's first op. So the
+// prepare hook installs the CRDs, for every workload since the shipped profile runs TeamPool and
+// Gang in all of them, and waits until each TeamPool and Gang instance has loaded them.
+// scheduler_perf passes the scheduler no dynamic informer factory, so ResourcePool and PodGroup
+// events do not requeue pods here; the workloads create pools and PodGroups before their pods.
 
 // adherence is the TeamPool workload's check, recorded in the run record.
 var adherence *perfrun.Adherence
 
-// builtTeamPools are the TeamPool instances the current workload's scheduler built.
-var builtTeamPools struct {
+// builtPlugins are the instances of the plugins with custom resources (TeamPool, Gang) the
+// current workload's scheduler built.
+var builtPlugins struct {
 	sync.Mutex
 	plugins []fwk.Plugin
 }
 
-// trackTeamPools wraps TeamPool's factory to keep the instances it builds.
-func trackTeamPools(r frameworkruntime.Registry) frameworkruntime.Registry {
-	factory := r[teampool.Name]
-	r[teampool.Name] = func(ctx context.Context, args runtime.Object, h fwk.Handle) (fwk.Plugin, error) {
-		pl, err := factory(ctx, args, h)
-		if err == nil {
-			builtTeamPools.Lock()
-			builtTeamPools.plugins = append(builtTeamPools.plugins, pl)
-			builtTeamPools.Unlock()
+// trackPlugins wraps the named plugins' factories to keep the instances they build.
+func trackPlugins(r frameworkruntime.Registry, names ...string) frameworkruntime.Registry {
+	for _, name := range names {
+		factory := r[name]
+		r[name] = func(ctx context.Context, args runtime.Object, h fwk.Handle) (fwk.Plugin, error) {
+			pl, err := factory(ctx, args, h)
+			if err == nil {
+				builtPlugins.Lock()
+				builtPlugins.plugins = append(builtPlugins.plugins, pl)
+				builtPlugins.Unlock()
+			}
+			return pl, err
 		}
-		return pl, err
 	}
 	return r
 }
 
 // prepareCluster is scheduler_perf's prepare hook for every workload.
 func prepareCluster(tCtx ktesting.TContext) error {
-	builtTeamPools.Lock()
-	plugins := builtTeamPools.plugins
-	builtTeamPools.plugins = nil
-	builtTeamPools.Unlock()
+	builtPlugins.Lock()
+	plugins := builtPlugins.plugins
+	builtPlugins.plugins = nil
+	builtPlugins.Unlock()
 	if err := installCRDs(tCtx); err != nil {
 		return err
 	}
-	if err := waitForTeamPools(tCtx, plugins); err != nil {
+	if err := waitForPlugins(tCtx, plugins); err != nil {
 		return err
+	}
+	if strings.Contains(tCtx.Name(), "/Sessions_") {
+		if err := watchGangs(tCtx); err != nil {
+			return err
+		}
 	}
 	if strings.Contains(tCtx.Name(), "/TeamPool_") {
 		// Cleanups run last registered first: this one before scheduler_perf stops the
@@ -156,22 +165,22 @@ func installCRDs(tCtx ktesting.TContext) error {
 	return nil
 }
 
-// waitForTeamPools waits until every TeamPool instance has loaded pools, nodes and pods. The
-// pool informer started before the CRD existed and retries with backoff (up to ~30 s).
-func waitForTeamPools(tCtx ktesting.TContext, plugins []fwk.Plugin) error {
+// waitForPlugins waits until every tracked instance has loaded its custom resources, nodes and
+// pods. Their informers started before the CRDs existed and retry with backoff (up to ~30 s).
+func waitForPlugins(tCtx ktesting.TContext, plugins []fwk.Plugin) error {
 	type syncer interface{ Synced() bool }
 	for _, pl := range plugins {
 		s, ok := pl.(syncer)
 		if !ok {
-			return fmt.Errorf("%s (%T) does not report whether it has synced (Synced() bool)", teampool.Name, pl)
+			return fmt.Errorf("%s (%T) does not report whether it has synced (Synced() bool)", pl.Name(), pl)
 		}
 		start := time.Now()
 		if err := wait.PollUntilContextTimeout(tCtx, 100*time.Millisecond, 2*time.Minute, true, func(context.Context) (bool, error) {
 			return s.Synced(), nil
 		}); err != nil {
-			return fmt.Errorf("waiting for %s to load ResourcePools: %w", teampool.Name, err)
+			return fmt.Errorf("waiting for %s to load its custom resources: %w", pl.Name(), err)
 		}
-		tCtx.Logf("%s loaded ResourcePools %s after the CRD was installed", teampool.Name, time.Since(start).Round(time.Millisecond))
+		tCtx.Logf("%s loaded its custom resources %s after the CRDs were installed", pl.Name(), time.Since(start).Round(time.Millisecond))
 	}
 	return nil
 }

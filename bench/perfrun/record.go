@@ -15,6 +15,29 @@ type Record struct {
 	// TeamPool is where the TeamPool workload's pods went, checked after the run; nil for
 	// other workloads.
 	TeamPool *Adherence `json:"teamPool,omitempty"`
+	// Sessions is how fast the Sessions workload's gangs were bound, measured during the run;
+	// nil for other workloads.
+	Sessions *GangLatency `json:"sessions,omitempty"`
+}
+
+// GangLatency is, per gang (the pods sharing a scheduling.x-k8s.io/pod-group label), the time
+// from its last member's creation to its last member's binding. Both instants are when a pod
+// informer in the benchmark process saw the pod appear and saw it bound: metadata's
+// creationTimestamp has a resolution of one second.
+type GangLatency struct {
+	// Gangs and Pods count the gangs and their members.
+	Gangs int `json:"gangs"`
+	Pods  int `json:"pods"`
+	// P50Ms, P99Ms and MaxMs are nearest-rank percentiles over the fully bound gangs.
+	P50Ms float64 `json:"p50Ms"`
+	P99Ms float64 `json:"p99Ms"`
+	MaxMs float64 `json:"maxMs"`
+	// GPUP99Ms is the p99 over the gangs whose members request GPUs.
+	GPUP99Ms float64 `json:"gpuP99Ms"`
+	// Within2s counts the gangs fully bound within 2 s of their last member's creation.
+	Within2s int `json:"within2s"`
+	// Unbound counts gangs with a member still unbound when the workload ended.
+	Unbound int `json:"unbound"`
 }
 
 // Adherence is how a TeamPool workload's bound pods sit against their teams' tiers, read from

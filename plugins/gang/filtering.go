@@ -165,6 +165,15 @@ func (pl *Gang) admit(ctx context.Context, state fwk.CycleState, pod *v1.Pod, ke
 	pl.status.set(key, schedv1alpha1.PodGroupScheduling, msg, g.startedAt)
 	pl.recordGroupEvent(key, v1.EventTypeNormal, EventReasonAdmitted, msg)
 	logger.V(2).Info("Gang admitted", "gang", key, "members", len(p.slots), "nodes", sets.List(nodes))
+	// Members turned away earlier (waiting for the rest, say) sit in the unschedulable pool,
+	// and no event may come to move them: bring the gang's other members back now.
+	if len(pending) > 1 {
+		others := make(map[string]*v1.Pod, len(pending)-1)
+		for _, m := range pending[1:] {
+			others[m.Namespace+"/"+m.Name] = m
+		}
+		go pl.handle.Activate(klog.Background(), others)
+	}
 	return pl.steerLocked(state, pod, g, spec)
 }
 

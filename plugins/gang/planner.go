@@ -230,9 +230,18 @@ func (pl *Gang) filterSpec(ctx context.Context, gangKey string, s *memberSpec, s
 		}
 	}
 	dominant := dominantResource(s.req)
-	slices.SortStableFunc(s.feasible, func(a, b int) int {
-		return cmp.Compare(free(s.candidates[a], dominant), free(s.candidates[b], dominant))
-	})
+	type keyed struct {
+		i    int
+		free int64
+	}
+	byFree := make([]keyed, len(s.feasible))
+	for k, i := range s.feasible {
+		byFree[k] = keyed{i, free(s.candidates[i], dominant)}
+	}
+	slices.SortStableFunc(byFree, func(a, b keyed) int { return cmp.Compare(a.free, b.free) })
+	for k := range byFree {
+		s.feasible[k] = byFree[k].i
+	}
 	return "", nil
 }
 

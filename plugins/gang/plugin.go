@@ -283,10 +283,17 @@ func (pl *Gang) onPod(old, cur *v1.Pod) {
 				m = map[types.UID]*v1.Pod{}
 				pl.members[curKey] = m
 			}
-			if _, known := m[cur.UID]; !known {
-				pl.epoch.Add(1)
-			}
+			_, known := m[cur.UID]
 			m[cur.UID] = cur
+			if !known {
+				pl.epoch.Add(1)
+				// The scheduler's queue may have seen this member's arrival (and retried the
+				// others) before we counted it here: members rejected while we could not count
+				// the whole gang are brought back now.
+				if g := pl.gangs[curKey]; g != nil && g.plan == nil && g.lastReason != "" && len(m) >= g.minMember {
+					pl.activateLocked(g)
+				}
+			}
 		}
 	}
 	// A member that is gone, finished, or left the gang no longer counts as placed; if its
