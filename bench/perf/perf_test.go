@@ -98,6 +98,13 @@ func writeRunRecord(run, testCase string, start time.Time) error {
 	if results == "" {
 		return fmt.Errorf("no result file written in %s since %s", dir, start.Format(time.RFC3339))
 	}
+	// scheduler_perf names the file after its profile and an RFC 3339 time; ours names the case
+	// and leaves out the colons, which break checkouts on some systems.
+	named := resultFileName(testCase, results)
+	if err := os.Rename(filepath.Join(dir, results), filepath.Join(dir, named)); err != nil {
+		return err
+	}
+	results = named
 	peak, err := peakRSS()
 	if err != nil {
 		return err
@@ -215,4 +222,12 @@ func removePlugin(profile map[string]any, name string) error {
 		profile["pluginConfig"] = keep(cfg)
 	}
 	return nil
+}
+
+// resultFileName turns scheduler_perf's "BenchmarkPerfScheduling_benchmark_<name>_<RFC 3339>.json"
+// into "<testCase>_<20261201T212819Z>.json".
+func resultFileName(testCase, results string) string {
+	stamp := strings.TrimSuffix(results[strings.LastIndex(results, "_")+1:], ".json")
+	stamp = strings.NewReplacer("-", "", ":", "").Replace(stamp)
+	return testCase + "_" + stamp + ".json"
 }
