@@ -160,16 +160,23 @@ func runSandbox(ctx context.Context, o *sandboxOptions, out io.Writer, aborts *a
 	if ctx.Err() != nil {
 		return nil
 	}
+	// A signal while the report is read is a shutdown, not a failure: the report stops there.
+	interrupted := func(err error) error {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
 	nodes, err := cp.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	if err != nil {
-		return err
+		return interrupted(err)
 	}
 	sandbox.WriteReport(out, scenario.Name, nodes.Items, outcomes, waitErr)
 	if err := writeTeamReport(ctx, cp, nodes.Items, outcomes, out); err != nil {
-		return err
+		return interrupted(err)
 	}
 	if err := writeGangReport(ctx, cp, outcomes, out); err != nil {
-		return err
+		return interrupted(err)
 	}
 
 	if o.keep {
