@@ -9,6 +9,8 @@ package gang
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,7 +22,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
@@ -33,6 +34,7 @@ import (
 	"github.com/workbench-scheduler/workbench-scheduler/pkg/apis/config"
 	_ "github.com/workbench-scheduler/workbench-scheduler/pkg/apis/config/scheme"
 	"github.com/workbench-scheduler/workbench-scheduler/pkg/apis/config/validation"
+	"github.com/workbench-scheduler/workbench-scheduler/pkg/informerobj"
 )
 
 // Name is the plugin's name in a KubeSchedulerConfiguration.
@@ -120,10 +122,7 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, err
 	}
 	var client pgclient.Interface
 	if h.KubeConfig() != nil {
-		// The scheduler's connection speaks protobuf, which custom resources do not.
-		cfg := rest.CopyConfig(h.KubeConfig())
-		cfg.ContentType, cfg.AcceptContentTypes = "application/json", "application/json"
-		c, err := pgclient.NewForConfig(cfg)
+		c, err := pgclient.NewForConfig(informerobj.JSONConfig(h.KubeConfig()))
 		if err != nil {
 			return nil, fmt.Errorf("%s: PodGroup client: %w", Name, err)
 		}
@@ -225,18 +224,12 @@ func (pl *Gang) SignPod(_ context.Context, pod *v1.Pod) ([]fwk.SignFragment, *fw
 func (pl *Gang) Synced() bool { return pl.synced() }
 
 func asPod(obj any) *v1.Pod {
-	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = d.Obj
-	}
-	pod, _ := obj.(*v1.Pod)
+	pod, _ := informerobj.As[*v1.Pod](obj)
 	return pod
 }
 
 func asPodGroup(obj any) *schedv1alpha1.PodGroup {
-	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = d.Obj
-	}
-	pg, _ := obj.(*schedv1alpha1.PodGroup)
+	pg, _ := informerobj.As[*schedv1alpha1.PodGroup](obj)
 	return pg
 }
 
@@ -317,14 +310,14 @@ func (pl *Gang) onNodeUpdate(oldObj, curObj any) {
 	}
 	// Heartbeat-only updates leave gangs as they were.
 	if old.Spec.Unschedulable != cur.Spec.Unschedulable || !equalResourceLists(old.Status.Allocatable, cur.Status.Allocatable) ||
-		!equalStrings(old.Labels, cur.Labels) || len(old.Spec.Taints) != len(cur.Spec.Taints) || fmt.Sprint(old.Spec.Taints) != fmt.Sprint(cur.Spec.Taints) {
+		!maps.Equal(old.Labels, cur.Labels) || !slices.EqualFunc(old.Spec.Taints, cur.Spec.Taints, sameTaint) {
 		pl.epoch.Add(1)
 	}
 }
 
 func (pl *Gang) onPodGroupUpdate(oldObj, curObj any) {
 	old, cur := asPodGroup(oldObj), asPodGroup(curObj)
-	if old == nil || cur == nil || old.Generation != cur.Generation || !equalStrings(old.Labels, cur.Labels) {
+	if old == nil || cur == nil || old.Generation != cur.Generation || !maps.Equal(old.Labels, cur.Labels) {
 		pl.epoch.Add(1)
 	}
 }
@@ -357,14 +350,6 @@ func equalResourceLists(a, b v1.ResourceList) bool {
 	return true
 }
 
-func equalStrings(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || v != w {
-			return false
-		}
-	}
-	return true
+func sameTaint(a, b v1.Taint) bool {
+	return a.Key == b.Key && a.Value == b.Value && a.Effect == b.Effect
 }

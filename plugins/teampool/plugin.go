@@ -15,7 +15,6 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
@@ -28,6 +27,7 @@ import (
 	"github.com/workbench-scheduler/workbench-scheduler/pkg/generated/clientset/versioned"
 	wbinformers "github.com/workbench-scheduler/workbench-scheduler/pkg/generated/informers/externalversions"
 	wblisters "github.com/workbench-scheduler/workbench-scheduler/pkg/generated/listers/workbench/v1alpha1"
+	"github.com/workbench-scheduler/workbench-scheduler/pkg/informerobj"
 )
 
 // Name is the plugin's name in a KubeSchedulerConfiguration.
@@ -97,10 +97,7 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, err
 	}
 	var client versioned.Interface
 	if h.KubeConfig() != nil {
-		// The scheduler's connection speaks protobuf, which custom resources do not.
-		cfg := rest.CopyConfig(h.KubeConfig())
-		cfg.ContentType, cfg.AcceptContentTypes = "application/json", "application/json"
-		c, err := versioned.NewForConfig(cfg)
+		c, err := versioned.NewForConfig(informerobj.JSONConfig(h.KubeConfig()))
 		if err != nil {
 			return nil, fmt.Errorf("%s: ResourcePool client: %w", Name, err)
 		}
@@ -197,10 +194,7 @@ func newPlugin(ctx context.Context, args *config.TeamPoolArgs, h fwk.Handle, cli
 func (pl *TeamPool) Name() string { return Name }
 
 func asPod(obj any) *v1.Pod {
-	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = d.Obj
-	}
-	pod, _ := obj.(*v1.Pod)
+	pod, _ := informerobj.As[*v1.Pod](obj)
 	return pod
 }
 
@@ -211,10 +205,7 @@ func (pl *TeamPool) onNode(obj any) {
 }
 
 func (pl *TeamPool) onNodeDelete(obj any) {
-	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = d.Obj
-	}
-	if node, ok := obj.(*v1.Node); ok {
+	if node, ok := informerobj.As[*v1.Node](obj); ok {
 		pl.index.deleteNode(node.Name)
 	}
 }
@@ -233,10 +224,7 @@ func (pl *TeamPool) onPool(obj any) {
 }
 
 func (pl *TeamPool) onPoolDelete(obj any) {
-	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = d.Obj
-	}
-	if rp, ok := obj.(*workbenchv1alpha1.ResourcePool); ok {
+	if rp, ok := informerobj.As[*workbenchv1alpha1.ResourcePool](obj); ok {
 		pl.index.deletePool(rp.Name)
 	}
 }

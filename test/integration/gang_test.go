@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -196,7 +197,7 @@ func TestGangAdmissionWithShippedConfig(t *testing.T) {
 		}
 		for g := 0; g < gangs; g++ {
 			name := fmt.Sprintf("g%d", g)
-			if contains(running, name) {
+			if slices.Contains(running, name) {
 				continue
 			}
 			pg, err := pgc.SchedulingV1alpha1().PodGroups(ns).Get(ctx, name, metav1.GetOptions{})
@@ -229,7 +230,7 @@ func TestGangAdmissionWithShippedConfig(t *testing.T) {
 			return false, err
 		}
 		after = whole(bound)
-		return len(after) == 2 && !contains(after, gone), nil
+		return len(after) == 2 && !slices.Contains(after, gone), nil
 	}); err != nil {
 		t.Fatalf("after deleting %s: whole gangs %v, want another one admitted", gone, after)
 	}
@@ -261,15 +262,6 @@ func TestGangAdmissionWithShippedConfig(t *testing.T) {
 	}); err != nil {
 		t.Errorf("no %s event on PodGroup never: %v", gang.EventReasonTimedOut, err)
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // A restart (or failover) finds part of a gang bound: those members stay, the rest is

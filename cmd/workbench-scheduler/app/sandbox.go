@@ -27,6 +27,7 @@ import (
 	"github.com/workbench-scheduler/workbench-scheduler/manifests"
 	"github.com/workbench-scheduler/workbench-scheduler/pkg/controlplane"
 	"github.com/workbench-scheduler/workbench-scheduler/pkg/generated/clientset/versioned"
+	"github.com/workbench-scheduler/workbench-scheduler/pkg/informerobj"
 	"github.com/workbench-scheduler/workbench-scheduler/pkg/sandbox"
 )
 
@@ -393,9 +394,7 @@ func quietLogs(logFile string) error {
 
 // customResourceConfig is cp's connection for custom resources, which do not speak protobuf.
 func customResourceConfig(cp *controlplane.ControlPlane) *rest.Config {
-	cfg := rest.CopyConfig(cp.Config)
-	cfg.ContentType, cfg.AcceptContentTypes = "application/json", "application/json"
-	return cfg
+	return informerobj.JSONConfig(cp.Config)
 }
 
 // writeGangReport adds each gang's outcome when the scenario has PodGroups.
