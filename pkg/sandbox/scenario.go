@@ -288,7 +288,7 @@ func Apply(ctx context.Context, cfg *rest.Config, s *Scenario) error {
 	}); err != nil {
 		return undo(err)
 	}
-	if err := a.dryRun(ctx, objs, rest); err != nil {
+	if err := a.dryRunAfterFoundations(ctx, objs, rest); err != nil {
 		return undo(err)
 	}
 	for _, i := range rest {
@@ -364,6 +364,24 @@ func (a *applier) dryRun(ctx context.Context, objs []*unstructured.Unstructured,
 		}
 	}
 	return nil
+}
+
+// admissionCatchUp bounds how long a document may be forbidden only because an admission
+// plugin's cache has not seen a foundation created a moment ago (a PriorityClass for the
+// Priority plugin, say).
+const admissionCatchUp = 5 * time.Second
+
+// dryRunAfterFoundations validates documents that may depend on the foundations just created,
+// retrying those the apiserver forbids until its admission caches have caught up.
+func (a *applier) dryRunAfterFoundations(ctx context.Context, objs []*unstructured.Unstructured, indexes []int) error {
+	deadline := time.Now().Add(admissionCatchUp)
+	for {
+		err := a.dryRun(ctx, objs, indexes)
+		if err == nil || !apierrors.IsForbidden(err) || time.Now().After(deadline) || ctx.Err() != nil {
+			return err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 func (a *applier) create(ctx context.Context, u *unstructured.Unstructured) error {
