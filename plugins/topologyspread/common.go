@@ -1,7 +1,9 @@
 package topologyspread
 
 import (
-	"encoding/json"
+	"maps"
+	"slices"
+	"strconv"
 	"strings"
 
 	v1 "k8s.io/api/core/v1"
@@ -150,21 +152,25 @@ func countPodsMatchSelector(podInfos []fwk.PodInfo, selector labels.Selector, ns
 
 // nodeFilter is the part of the incoming pod that decides which nodes a constraint counts:
 // its required node affinity (NodeAffinityPolicy Honor) and its tolerations (NodeTaintsPolicy
-// Honor). Pods with equal keys count the same nodes, so they share domain counts.
+// Honor). Pods with equal keys count the same nodes, so they share one layout.
 type nodeFilter struct {
 	key         string
 	affinity    *nodeaffinity.RequiredNodeAffinity
 	tolerations []v1.Toleration
+	// names, when not nil, holds every node the affinity can match (it names them with
+	// matchFields metadata.name, as DaemonSet pods do), so the layout is built from them alone.
+	names []string
 }
 
 // nodeFilterFor returns the filter for one constraint of pod.
-func (pl *IndexedPodTopologySpread) nodeFilterFor(pod *v1.Pod, c *topologySpreadConstraint, affinityKey, tolerationsKey func() string, affinity *nodeaffinity.RequiredNodeAffinity) nodeFilter {
+func (pl *IndexedPodTopologySpread) nodeFilterFor(pod *v1.Pod, c *topologySpreadConstraint, keys *podKeys, affinity *nodeaffinity.RequiredNodeAffinity) nodeFilter {
 	var f nodeFilter
 	var b strings.Builder
 	// A pod without required affinity matches every node, so it needs no affinity check.
 	if !pl.fts.EnableNodeInclusionPolicyInPodTopologySpread || c.NodeAffinityPolicy == v1.NodeInclusionPolicyHonor {
-		if k := affinityKey(); k != "" {
+		if k := keys.affinity(); k != "" {
 			f.affinity = affinity
+			f.names = keys.names
 			b.WriteString("a:")
 			b.WriteString(k)
 		}
@@ -175,41 +181,106 @@ func (pl *IndexedPodTopologySpread) nodeFilterFor(pod *v1.Pod, c *topologySpread
 			f.tolerations = []v1.Toleration{}
 		}
 		b.WriteString("\x00t:")
-		b.WriteString(tolerationsKey())
+		b.WriteString(keys.tolerations())
 	}
 	f.key = b.String()
 	return f
 }
 
-// podFilterKeys returns lazily computed canonical keys for the pod's required node affinity and
-// tolerations. JSON of the API structs is deterministic (maps are sorted).
-func podFilterKeys(pod *v1.Pod) (affinityKey, tolerationsKey func() string) {
-	var aff, tol string
-	var affDone, tolDone bool
-	affinityKey = func() string {
-		if !affDone {
-			affDone = true
-			var required *v1.NodeSelector
-			if a := pod.Spec.Affinity; a != nil && a.NodeAffinity != nil {
-				required = a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution
-			}
-			if len(pod.Spec.NodeSelector) > 0 || required != nil {
-				sel, _ := json.Marshal(pod.Spec.NodeSelector)
-				req, _ := json.Marshal(required)
-				aff = string(sel) + string(req)
+// podKeys computes, once per cycle and only when asked, canonical keys for the pod's required
+// node affinity and its tolerations: equal specs give equal keys.
+type podKeys struct {
+	pod             *v1.Pod
+	aff, tol        string
+	affDone, tolDone bool
+	names           []string
+}
+
+func newPodKeys(pod *v1.Pod) *podKeys { return &podKeys{pod: pod} }
+
+func (k *podKeys) affinity() string {
+	if k.affDone {
+		return k.aff
+	}
+	k.affDone = true
+	pod := k.pod
+	var required *v1.NodeSelector
+	if a := pod.Spec.Affinity; a != nil && a.NodeAffinity != nil {
+		required = a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution
+	}
+	if len(pod.Spec.NodeSelector) == 0 && required == nil {
+		return ""
+	}
+	var b strings.Builder
+	for _, key := range slices.Sorted(maps.Keys(pod.Spec.NodeSelector)) {
+		writeKeyPart(&b, key)
+		writeKeyPart(&b, pod.Spec.NodeSelector[key])
+	}
+	if required != nil {
+		b.WriteString("\x02")
+		names := []string{}
+		for _, term := range required.NodeSelectorTerms {
+			b.WriteString("\x03")
+			writeRequirements(&b, term.MatchExpressions)
+			b.WriteString("\x04")
+			writeRequirements(&b, term.MatchFields)
+			if names != nil {
+				names = appendNamedNodes(names, term.MatchFields)
 			}
 		}
-		return aff
-	}
-	tolerationsKey = func() string {
-		if !tolDone {
-			tolDone = true
-			if len(pod.Spec.Tolerations) > 0 {
-				b, _ := json.Marshal(pod.Spec.Tolerations)
-				tol = string(b)
-			}
+		if len(required.NodeSelectorTerms) > 0 {
+			k.names = names
 		}
-		return tol
 	}
-	return affinityKey, tolerationsKey
+	k.aff = b.String()
+	return k.aff
+}
+
+// appendNamedNodes adds the nodes a term's metadata.name In requirement names, or returns nil
+// when the term can match a node by other fields.
+func appendNamedNodes(names []string, fields []v1.NodeSelectorRequirement) []string {
+	for _, r := range fields {
+		if r.Key == metav1.ObjectNameField && r.Operator == v1.NodeSelectorOpIn {
+			return append(names, r.Values...)
+		}
+	}
+	return nil
+}
+
+func writeRequirements(b *strings.Builder, reqs []v1.NodeSelectorRequirement) {
+	for _, r := range reqs {
+		writeKeyPart(b, r.Key)
+		writeKeyPart(b, string(r.Operator))
+		for _, v := range r.Values {
+			writeKeyPart(b, v)
+		}
+		b.WriteByte('\x05')
+	}
+}
+
+func (k *podKeys) tolerations() string {
+	if k.tolDone {
+		return k.tol
+	}
+	k.tolDone = true
+	var b strings.Builder
+	for _, t := range k.pod.Spec.Tolerations {
+		writeKeyPart(&b, t.Key)
+		writeKeyPart(&b, string(t.Operator))
+		writeKeyPart(&b, t.Value)
+		writeKeyPart(&b, string(t.Effect))
+		if t.TolerationSeconds != nil {
+			b.WriteString(strconv.FormatInt(*t.TolerationSeconds, 10))
+		}
+		b.WriteByte('\x05')
+	}
+	k.tol = b.String()
+	return k.tol
+}
+
+// writeKeyPart writes s length-prefixed, so no value can forge a separator.
+func writeKeyPart(b *strings.Builder, s string) {
+	b.WriteString(strconv.Itoa(len(s)))
+	b.WriteByte(':')
+	b.WriteString(s)
 }

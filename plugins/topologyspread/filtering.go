@@ -33,6 +33,8 @@ type domainView struct {
 	counts  *domainCounts
 	minPods int
 	domains int
+	// selfMatch is 1 when the incoming pod matches the constraint's selector.
+	selfMatch int
 	// The overlay is nil until AddPod/RemovePod touches this constraint.
 	paths   *criticalPaths
 	overlay map[string]int
@@ -105,12 +107,7 @@ func (s *preFilterState) ensurePaths(i int) *domainView {
 		s.paths.paths = make([]criticalPaths, len(s.views))
 		for j := range s.views {
 			p := newCriticalPaths()
-			a := s.views[j].counts
-			for id, n := range a.nodes {
-				if name := a.table.names[id]; n > 0 {
-					p.update(name, int(a.pods[id]))
-				}
-			}
+			s.views[j].counts.forEachDomain(p.update)
 			s.paths.paths[j] = p
 		}
 	})
@@ -164,15 +161,23 @@ func (pl *IndexedPodTopologySpread) PreFilter(ctx context.Context, cycleState fw
 	s := &preFilterState{constraints: constraints, views: make([]domainView, len(constraints)), paths: &sharedPaths{}}
 	keys := topologyKeys(constraints)
 	affinity := nodeaffinity.GetRequiredNodeAffinity(pod)
-	affinityKey, tolerationsKey := podFilterKeys(pod)
+	filterKeys := newPodKeys(pod)
 	logger := klog.FromContext(ctx)
 
+	podLabelSet := labels.Set(pod.Labels)
 	pl.index.mu.Lock()
 	pl.index.sync(logger, nodes)
 	for i := range constraints {
 		c := &constraints[i]
-		a := pl.index.aggregateFor(ctx, logger, pod.Namespace, c.Selector, c.TopologyKey, keys, pl.nodeFilterFor(pod, c, affinityKey, tolerationsKey, &affinity))
-		s.views[i] = domainView{counts: a, minPods: a.minimum(), domains: a.domains}
+		a, err := pl.index.aggregateFor(ctx, logger, pod.Namespace, c.Selector, c.TopologyKey, keys, pl.nodeFilterFor(pod, c, filterKeys, &affinity))
+		if err != nil {
+			pl.index.mu.Unlock()
+			return nil, fwk.AsStatus(fmt.Errorf("counting pods for topology spread: %w", err))
+		}
+		s.views[i] = domainView{counts: a, minPods: a.minimum(), domains: a.domains()}
+		if c.Selector.Matches(podLabelSet) {
+			s.views[i].selfMatch = 1
+		}
 	}
 	publishFigures(pl.index)
 	pl.index.mu.Unlock()
@@ -284,7 +289,6 @@ func (pl *IndexedPodTopologySpread) Filter(ctx context.Context, cycleState fwk.C
 	if len(s.constraints) == 0 {
 		return nil
 	}
-	podLabelSet := labels.Set(pod.Labels)
 	for i := range s.constraints {
 		c := &s.constraints[i]
 		tpVal, ok := node.Labels[c.TopologyKey]
@@ -296,10 +300,7 @@ func (pl *IndexedPodTopologySpread) Filter(ctx context.Context, cycleState fwk.C
 		}
 		v := &s.views[i]
 		minMatchNum := v.minMatchNum(c.MinDomains)
-		selfMatchNum := 0
-		if c.Selector.Matches(podLabelSet) {
-			selfMatchNum = 1
-		}
+		selfMatchNum := v.selfMatch
 		matchNum, _ := v.matchNum(tpVal)
 		if skew := matchNum + selfMatchNum - minMatchNum; skew > int(c.MaxSkew) {
 			if logger := klog.FromContext(ctx).V(5); logger.Enabled() {

@@ -2,6 +2,7 @@ package topologyspread
 
 import (
 	"context"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -10,6 +11,8 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
+	"k8s.io/apimachinery/pkg/types"
 	v1helper "k8s.io/component-helpers/scheduling/corev1"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
@@ -23,20 +26,34 @@ const (
 	idleTTL = 10 * time.Minute
 	// sweepInterval bounds how often the index looks for idle counts.
 	sweepInterval = 30 * time.Second
+	// parallelBuildMin is the number of pods from which a new selector is counted in parallel.
+	parallelBuildMin = 8192
 )
 
 // spreadIndex keeps, across scheduling cycles, how many pods each selector matches on each node
-// and per topology domain. It follows the scheduler's snapshot: a node is recounted only when
-// its NodeInfo generation changed since the last cycle, which includes assumed pods.
+// and per topology domain. It follows the scheduler's snapshot: a node whose NodeInfo
+// generation moved is diffed against the pods recorded for it, and only pods that appeared,
+// left, changed labels or started terminating are matched against the selectors of their
+// namespace. A kubelet status update changes the generation but no label, so it costs a diff of
+// that node's pods and nothing per selector.
 //
-// All writes happen under mu in PreFilter and PreScore. Filter and Score read the counts
-// without the lock: the framework runs them after PreFilter/PreScore of the same cycle and
-// before the next cycle starts.
+// The counts are kept in three layers:
+//   - selectorCounts: matching pods per node, for a namespace and selector;
+//   - layout: which nodes a constraint counts and the domain each belongs to, for a topology
+//     key, the required keys and the node filter (affinity, tolerations); shared by selectors;
+//   - domainCounts: a selector's pods per domain of one layout, with a histogram for the minimum.
+//
+// Every map holds non-zero entries only, so memory follows the pods and nodes that matter, not
+// the size of the cluster. Domain ids are reference-counted and recycled when no node is left in
+// a domain, so node churn never requires a rebuild.
+//
+// All writes happen under mu in PreFilter, PreScore and the idle sweep. Filter and Score read
+// the counts without the lock: the framework runs them after PreFilter/PreScore of the same
+// cycle and before the next cycle starts, and the sweep only drops counts idle for idleTTL.
 type spreadIndex struct {
 	mu    sync.Mutex
 	clock clock.PassiveClock
-	// parallelizer spreads a new selector's first count (a walk over every pod) over the
-	// scheduler's workers, as upstream spreads its per-cycle walk.
+	// parallelizer spreads a new selector's first count over the scheduler's workers.
 	parallelizer fwk.Parallelizer
 	// enableComparisonOperators is passed to the taint matcher, as upstream does.
 	enableComparisonOperators bool
@@ -48,37 +65,91 @@ type spreadIndex struct {
 	// list keeps its order and pointers between cycles, so most nodes need no map lookup.
 	positional []*nodeSlot
 	epoch      uint64
+	mark       uint64 // diffPods' visit mark
 	changed    []*nodeSlot
 
-	selectors map[string]*selectorCounts
-	// countedPods is the sum of the selectors' pods, kept for the metrics.
-	countedPods int64
-	// byNamespace lists the selectors of each namespace, so a recount matches each pod only
-	// against selectors of its own namespace.
-	byNamespace map[string][]*selectorCounts
-	aggregates  map[string]*domainCounts
+	namespaces map[string]*namespacePods
+	selectors  map[string]*selectorCounts
+	layouts    map[string]*layout
+	// general lists the layouts that may count any node; named[node] those whose node
+	// affinity names that node (DaemonSet pods), so a node change touches only its own.
+	general    []*layout
+	named      map[string][]*layout
+	aggregates map[aggregateKey]*domainCounts
 	// domainTables are keyed by topology key.
 	domainTables map[string]*domainTable
 	lastSweep    time.Time
 
+	size  indexSize
 	stats indexStats
 }
 
 // indexStats are cumulative; metrics read them.
 type indexStats struct {
 	nodesRecounted                  int64
+	podChanges                      int64
 	selectorBuilds, aggregateBuilds int64
+	layoutBuilds                    int64
 	dropped                         int64
+	domainsRecycled                 int64
+	buildsCancelled                 int64
+}
+
+// indexSize counts the entries the index holds, for the memory estimate.
+type indexSize struct {
+	pods            int64 // pod records
+	nodeCounts      int64 // selectorCounts.perNode entries
+	domainCounts    int64 // domainCounts.pods entries
+	layoutMembers   int64 // layout.domainOf entries
+	countedPods     int64 // sum of the selectors' pods
+	selectorIndexes int64 // label-index entries
+}
+
+// Approximate heap bytes per entry, measured with the micro benchmark's retained heap: a map
+// entry costs about twice its key and value once buckets and growth slack are counted.
+const (
+	bytesPerPodRecord   = 120 // record, its map entry by UID, its place in the namespace list
+	bytesPerIntEntry    = 24  // int32 -> int32/int64 map entry
+	bytesPerDomainName  = 48
+	bytesPerIndexEntry  = 16
+	bytesPerCountHolder = 400 // each selectorCounts, layout, domainCounts and its empty maps
+)
+
+func (s indexSize) bytes(domainNames int64, holders int) int64 {
+	return s.pods*bytesPerPodRecord + (s.nodeCounts+s.domainCounts+2*s.layoutMembers)*bytesPerIntEntry +
+		domainNames*bytesPerDomainName + s.selectorIndexes*bytesPerIndexEntry + int64(holders)*bytesPerCountHolder
 }
 
 type nodeSlot struct {
 	id   int32
 	name string
 	info fwk.NodeInfo
-	// node is the Node object last counted; while it is unchanged only pod counts can move.
+	// node is the Node object last applied to the layouts; while its labels and taints are
+	// unchanged only pod counts can move.
 	node       *v1.Node
 	generation int64
 	seen       uint64
+	pods       map[types.UID]*podRecord
+}
+
+// podRecord is a pod as last counted on a node.
+type podRecord struct {
+	pod  *v1.Pod
+	slot int32
+	// nsIndex is the record's position in its namespace's list, -1 while the pod is not
+	// counted (terminating).
+	nsIndex int32
+	mark    uint64
+}
+
+// namespacePods lists a namespace's counted pods and its selectors, indexed by one label each
+// requires, so a pod change is matched only against selectors it can match.
+type namespacePods struct {
+	name      string
+	pods      []*podRecord
+	byLabel   map[string]map[string][]*selectorCounts
+	unindexed []*selectorCounts
+	selectors int
 }
 
 // selectorCounts counts the pods a selector matches in one namespace, per node.
@@ -88,51 +159,85 @@ type selectorCounts struct {
 	selector  labels.Selector
 	// countsNothing mirrors upstream: an empty selector counts no pods.
 	countsNothing bool
-	perNode       []int32 // by slot id
-	pods          int64
-	scratch       int64 // recountNode's tally
-	aggregates    []*domainCounts
-	lastUsed      time.Time
+	// indexKey and indexValues place the selector in its namespace's label index; indexKey is
+	// "" when no requirement is an equality or set membership.
+	indexKey    string
+	indexValues []string
+	perNode     map[int32]int32 // slot id -> matching pods, non-zero only
+	pods        int64
+	aggregates  []*domainCounts
+	lastUsed    time.Time
 }
 
-// domainTable interns the values of one topology key, so that the domain tables of many
-// selectors (7,500 hostnames each, for a hostname key) share one map of names.
+// domainTable interns the values of one topology key, so that the layouts of that key share
+// one map of names. Ids are reference-counted by layout memberships and reused when free.
 type domainTable struct {
 	id    map[string]int32
 	names []string
+	refs  []int32
+	free  []int32
+	users int // layouts of this key
 }
 
-func (t *domainTable) intern(value string) int32 {
+func (t *domainTable) acquire(value string) int32 {
 	id, ok := t.id[value]
 	if !ok {
-		id = int32(len(t.names))
+		if n := len(t.free); n > 0 {
+			id = t.free[n-1]
+			t.free = t.free[:n-1]
+			t.names[id] = value
+		} else {
+			id = int32(len(t.names))
+			t.names = append(t.names, value)
+			t.refs = append(t.refs, 0)
+		}
 		t.id[value] = id
-		t.names = append(t.names, value)
 	}
+	t.refs[id]++
 	return id
 }
 
-// domainCounts sums a selector's per-node counts by topology domain, over the nodes that a
-// constraint counts (required topology keys present, node filter passed).
-type domainCounts struct {
+// release drops one reference and reports whether the id was freed.
+func (t *domainTable) release(id int32) bool {
+	if t.refs[id]--; t.refs[id] > 0 {
+		return false
+	}
+	delete(t.id, t.names[id])
+	t.names[id] = ""
+	t.free = append(t.free, id)
+	return true
+}
+
+// layout is the set of nodes one kind of constraint counts and the domain of each: nodes
+// carrying the required topology keys and passing the node filter, by the value of topologyKey.
+type layout struct {
 	key          string
-	sel          *selectorCounts
 	topologyKey  string
 	requiredKeys []string // nil: nodes without topologyKey count in domain ""
 	filter       nodeFilter
+	table        *domainTable
+	domainOf     map[int32]int32 // slot id -> domain id, members only
+	nodes        map[int32]int32 // domain id -> member nodes
+	aggregates   []*domainCounts
+	lastUsed     time.Time
+}
 
-	nodeDomain []int32 // by slot id; -1 when the node is not counted
-	// table names the domains of topologyKey; it is shared by every table of that key.
-	table *domainTable
-	pods  []int64 // matching pods by domain id
-	nodes []int32 // counted nodes by domain id
-	// domains is the number of domain ids with nodes > 0, i.e. upstream's len(TpValueToMatchNum).
-	domains int
-	// histogram maps a pod count to the number of domains with that count, for the minimum.
+type aggregateKey struct {
+	sel    *selectorCounts
+	layout *layout
+}
+
+// domainCounts sums a selector's per-node counts by the domains of one layout.
+type domainCounts struct {
+	sel    *selectorCounts
+	layout *layout
+	pods   map[int32]int64 // domain id -> matching pods, non-zero only
+	// histogram maps a non-zero pod count to the number of domains with that count.
 	histogram map[int64]int32
 	minPods   int64
 	minValid  bool
 	lastUsed  time.Time
+	dropped   bool
 }
 
 func newSpreadIndex(clk clock.PassiveClock, enableComparisonOperators bool, parallelizer fwk.Parallelizer) *spreadIndex {
@@ -141,16 +246,19 @@ func newSpreadIndex(clk clock.PassiveClock, enableComparisonOperators bool, para
 		parallelizer:              parallelizer,
 		enableComparisonOperators: enableComparisonOperators,
 		byName:                    map[string]*nodeSlot{},
+		namespaces:                map[string]*namespacePods{},
 		selectors:                 map[string]*selectorCounts{},
-		byNamespace:               map[string][]*selectorCounts{},
-		aggregates:                map[string]*domainCounts{},
+		layouts:                   map[string]*layout{},
+		named:                     map[string][]*layout{},
+		aggregates:                map[aggregateKey]*domainCounts{},
 		domainTables:              map[string]*domainTable{},
 		lastSweep:                 clk.Now(),
 	}
 }
 
 // sync brings the counts up to date with nodes, the full NodeInfo list of this cycle's
-// snapshot. It costs O(len(nodes)) pointer comparisons plus a recount of changed nodes.
+// snapshot. It costs O(len(nodes)) pointer comparisons, a diff of each changed node's pods, and
+// per pod that really changed a match against the selectors indexed under its labels.
 func (idx *spreadIndex) sync(logger klog.Logger, nodes []fwk.NodeInfo) {
 	start := time.Now()
 	defer func() { syncDuration.Observe(time.Since(start).Seconds()) }()
@@ -158,6 +266,8 @@ func (idx *spreadIndex) sync(logger klog.Logger, nodes []fwk.NodeInfo) {
 	if cap(idx.positional) < len(nodes) {
 		idx.positional = slices.Grow(idx.positional[:0], len(nodes))
 	}
+	// Entries past the list would keep removed nodes' slots alive.
+	clear(idx.positional[len(nodes):cap(idx.positional)])
 	idx.positional = idx.positional[:len(nodes)]
 	idx.changed = idx.changed[:0]
 	seen := 0
@@ -195,16 +305,33 @@ func (idx *spreadIndex) sync(logger klog.Logger, nodes []fwk.NodeInfo) {
 	if len(idx.byName) > seen {
 		for _, s := range idx.slots {
 			if s != nil && s.seen != idx.epoch {
-				idx.removeSlot(s)
+				idx.removeSlot(logger, s)
 			}
 		}
 	}
 	for _, s := range idx.changed {
-		idx.recountNode(logger, s)
+		if node := s.info.Node(); nodeLayoutChanged(s.node, node) {
+			idx.relayout(logger, s, node)
+		}
+		s.node = s.info.Node()
+		idx.diffPods(s, s.info.GetPods())
 	}
 	idx.stats.nodesRecounted += int64(len(idx.changed))
 	clear(idx.changed)
 	idx.maybeSweep()
+}
+
+// nodeLayoutChanged reports whether anything a layout reads (labels, taints) differs.
+func nodeLayoutChanged(old, node *v1.Node) bool {
+	if old == node {
+		return false
+	}
+	if old == nil || node == nil {
+		return true
+	}
+	return !maps.Equal(old.Labels, node.Labels) || !slices.EqualFunc(old.Spec.Taints, node.Spec.Taints, func(a, b v1.Taint) bool {
+		return a.Key == b.Key && a.Value == b.Value && a.Effect == b.Effect
+	})
 }
 
 func (idx *spreadIndex) newSlot(name string) *nodeSlot {
@@ -216,60 +343,235 @@ func (idx *spreadIndex) newSlot(name string) *nodeSlot {
 		id = int32(len(idx.slots))
 		idx.slots = append(idx.slots, nil)
 	}
-	s := &nodeSlot{id: id, name: name, generation: math.MinInt64}
+	s := &nodeSlot{id: id, name: name, generation: math.MinInt64, pods: map[types.UID]*podRecord{}}
 	idx.slots[id] = s
 	idx.byName[name] = s
 	return s
 }
 
-func (idx *spreadIndex) removeSlot(s *nodeSlot) {
-	for _, sc := range idx.selectors {
-		old := sc.count(s.id)
-		for _, a := range sc.aggregates {
-			a.move(s.id, -1, old, 0)
-		}
-		idx.countedPods += sc.setCount(s.id, 0)
-	}
+func (idx *spreadIndex) removeSlot(logger klog.Logger, s *nodeSlot) {
+	idx.diffPods(s, nil)
+	idx.relayout(logger, s, nil)
 	delete(idx.byName, s.name)
 	idx.slots[s.id] = nil
 	idx.freeSlots = append(idx.freeSlots, s.id)
+	// The snapshot may still hold the NodeInfo; the index must not.
+	s.info, s.node = nil, nil
 }
 
-func (idx *spreadIndex) recountNode(logger klog.Logger, s *nodeSlot) {
-	node := s.info.Node()
-	nodeChanged := node != s.node
-	s.node = node
-	for _, sc := range idx.selectors {
-		sc.scratch = 0
-	}
-	// Upstream's countPodsMatchSelector, for all selectors in one pass over the node's pods.
-	for _, p := range s.info.GetPods() {
-		pod := p.GetPod()
-		if pod.DeletionTimestamp != nil {
+// diffPods brings the slot's pod records in line with pods and counts what changed.
+func (idx *spreadIndex) diffPods(s *nodeSlot, pods []fwk.PodInfo) {
+	idx.mark++
+	mark := idx.mark
+	for _, pi := range pods {
+		pod := pi.GetPod()
+		key := recordKey(pod)
+		rec := s.pods[key]
+		if rec != nil && rec.pod == pod {
+			rec.mark = mark
 			continue
 		}
-		set := labels.Set(pod.Labels)
-		for _, sc := range idx.byNamespace[pod.Namespace] {
-			if !sc.countsNothing && sc.selector.Matches(set) {
-				sc.scratch++
-			}
+		counted := pod.DeletionTimestamp == nil
+		if rec == nil {
+			rec = &podRecord{pod: pod, slot: s.id, nsIndex: -1}
+			s.pods[key] = rec
+			idx.size.pods++
+		} else if rec.nsIndex >= 0 && (!counted || rec.pod.Namespace != pod.Namespace || !maps.Equal(rec.pod.Labels, pod.Labels)) {
+			idx.uncountPod(rec)
+		}
+		rec.pod = pod
+		rec.mark = mark
+		if counted && rec.nsIndex < 0 {
+			idx.countPod(rec)
 		}
 	}
-	for _, sc := range idx.selectors {
-		old := sc.count(s.id)
-		for _, a := range sc.aggregates {
-			domain := a.domainOfSlot(s.id)
-			if nodeChanged {
-				domain = a.domainOf(logger, node, idx.enableComparisonOperators)
+	if len(s.pods) == len(pods) {
+		return
+	}
+	for uid, rec := range s.pods {
+		if rec.mark != mark {
+			if rec.nsIndex >= 0 {
+				idx.uncountPod(rec)
 			}
-			a.move(s.id, domain, old, sc.scratch)
+			delete(s.pods, uid)
+			idx.size.pods--
 		}
-		idx.countedPods += sc.setCount(s.id, sc.scratch)
 	}
 }
 
-// selectorFor returns the counts for selector in namespace, building them (O(pods)) on first use.
-func (idx *spreadIndex) selectorFor(ctx context.Context, namespace string, selector labels.Selector) *selectorCounts {
+// recordKey is the pod's UID, or its namespace and name for pods built without one (tests).
+func recordKey(pod *v1.Pod) types.UID {
+	if pod.UID != "" {
+		return pod.UID
+	}
+	return types.UID("\x00" + pod.Namespace + "/" + pod.Name)
+}
+
+func (idx *spreadIndex) namespace(name string) *namespacePods {
+	ns := idx.namespaces[name]
+	if ns == nil {
+		ns = &namespacePods{name: name, byLabel: map[string]map[string][]*selectorCounts{}}
+		idx.namespaces[name] = ns
+	}
+	return ns
+}
+
+func (idx *spreadIndex) releaseNamespace(ns *namespacePods) {
+	if len(ns.pods) == 0 && ns.selectors == 0 {
+		delete(idx.namespaces, ns.name)
+	}
+}
+
+func (idx *spreadIndex) countPod(rec *podRecord) {
+	ns := idx.namespace(rec.pod.Namespace)
+	rec.nsIndex = int32(len(ns.pods))
+	ns.pods = append(ns.pods, rec)
+	idx.applyPod(ns, rec.pod.Labels, rec.slot, 1)
+}
+
+func (idx *spreadIndex) uncountPod(rec *podRecord) {
+	ns := idx.namespaces[rec.pod.Namespace]
+	idx.applyPod(ns, rec.pod.Labels, rec.slot, -1)
+	last := len(ns.pods) - 1
+	moved := ns.pods[last]
+	ns.pods[rec.nsIndex] = moved
+	moved.nsIndex = rec.nsIndex
+	ns.pods[last] = nil
+	ns.pods = ns.pods[:last]
+	rec.nsIndex = -1
+	idx.releaseNamespace(ns)
+}
+
+// applyPod adds delta to every selector of ns that matches podLabels, on slot.
+func (idx *spreadIndex) applyPod(ns *namespacePods, podLabels map[string]string, slot int32, delta int32) {
+	idx.stats.podChanges++
+	if ns.selectors == 0 {
+		return
+	}
+	set := labels.Set(podLabels)
+	for k, v := range podLabels {
+		for _, sc := range ns.byLabel[k][v] {
+			if sc.selector.Matches(set) {
+				idx.bump(sc, slot, delta)
+			}
+		}
+	}
+	for _, sc := range ns.unindexed {
+		if sc.selector.Matches(set) {
+			idx.bump(sc, slot, delta)
+		}
+	}
+}
+
+func (idx *spreadIndex) bump(sc *selectorCounts, slot int32, delta int32) {
+	n := sc.perNode[slot] + delta
+	if n == 0 {
+		delete(sc.perNode, slot)
+		idx.size.nodeCounts--
+	} else {
+		if n == delta {
+			idx.size.nodeCounts++
+		}
+		sc.perNode[slot] = n
+	}
+	sc.pods += int64(delta)
+	idx.size.countedPods += int64(delta)
+	for _, a := range sc.aggregates {
+		if d, ok := a.layout.domainOf[slot]; ok {
+			idx.addToDomain(a, d, int64(delta))
+		}
+	}
+}
+
+// relayout re-evaluates the slot's membership and domain in every layout that can count it,
+// moving each selector's count on the slot with it. node is nil when the node is gone.
+func (idx *spreadIndex) relayout(logger klog.Logger, s *nodeSlot, node *v1.Node) {
+	for _, l := range idx.general {
+		idx.place(logger, l, s, node)
+	}
+	for _, l := range idx.named[s.name] {
+		idx.place(logger, l, s, node)
+	}
+}
+
+// place sets the slot's domain in l from node (nil: not counted).
+func (idx *spreadIndex) place(logger klog.Logger, l *layout, s *nodeSlot, node *v1.Node) {
+	old, wasMember := l.domainOf[s.id]
+	value, member := l.evaluate(logger, node, idx.enableComparisonOperators)
+	if wasMember && member && l.table.names[old] == value {
+		return
+	}
+	nd := int32(-1)
+	if member {
+		nd = l.table.acquire(value)
+	}
+	for _, a := range l.aggregates {
+		if c := int64(a.sel.perNode[s.id]); c != 0 {
+			if wasMember {
+				idx.addToDomain(a, old, -c)
+			}
+			if member {
+				idx.addToDomain(a, nd, c)
+			}
+		}
+	}
+	if wasMember {
+		idx.leave(l, s.id, old)
+	}
+	if member {
+		l.domainOf[s.id] = nd
+		l.nodes[nd]++
+		idx.size.layoutMembers++
+	}
+}
+
+// leave removes slot from l's domain d; the domain's id is freed when no layout uses it.
+func (idx *spreadIndex) leave(l *layout, slot, d int32) {
+	delete(l.domainOf, slot)
+	idx.size.layoutMembers--
+	if l.nodes[d]--; l.nodes[d] == 0 {
+		delete(l.nodes, d)
+	}
+	if l.table.release(d) {
+		idx.stats.domainsRecycled++
+	}
+}
+
+func (idx *spreadIndex) totalDomainNames() int64 {
+	var n int64
+	for _, t := range idx.domainTables {
+		n += int64(len(t.id))
+	}
+	return n
+}
+
+// evaluate returns the node's domain value and whether the layout counts the node. The checks
+// are upstream's: required affinity, all topology keys present, untolerated taints.
+func (l *layout) evaluate(logger klog.Logger, node *v1.Node, enableComparisonOperators bool) (string, bool) {
+	if node == nil {
+		return "", false
+	}
+	if l.filter.affinity != nil {
+		if match, _ := l.filter.affinity.Match(node); !match {
+			return "", false
+		}
+	}
+	for _, k := range l.requiredKeys {
+		if _, ok := node.Labels[k]; !ok {
+			return "", false
+		}
+	}
+	if l.filter.tolerations != nil {
+		if _, untolerated := v1helper.FindMatchingUntoleratedTaint(logger, node.Spec.Taints, l.filter.tolerations, helper.DoNotScheduleTaintsFilterFunc(), enableComparisonOperators); untolerated {
+			return "", false
+		}
+	}
+	return node.Labels[l.topologyKey], true
+}
+
+// selectorFor returns the counts for selector in namespace, building them on first use from the
+// namespace's pods. A build interrupted by ctx is discarded and its error returned.
+func (idx *spreadIndex) selectorFor(ctx context.Context, namespace string, selector labels.Selector) (*selectorCounts, error) {
 	countsNothing := selector.Empty()
 	var key string
 	if countsNothing {
@@ -280,40 +582,120 @@ func (idx *spreadIndex) selectorFor(ctx context.Context, namespace string, selec
 	now := idx.clock.Now()
 	if sc, ok := idx.selectors[key]; ok {
 		sc.lastUsed = now
-		return sc
+		return sc, nil
 	}
 	sc := &selectorCounts{
 		key:           key,
 		namespace:     namespace,
 		selector:      selector,
 		countsNothing: countsNothing,
-		perNode:       make([]int32, len(idx.slots)),
+		perNode:       map[int32]int32{},
 		lastUsed:      now,
 	}
 	if !countsNothing {
-		// Each worker writes only its own slots' entries.
-		idx.parallelizer.Until(ctx, len(idx.slots), func(i int) {
-			if s := idx.slots[i]; s != nil {
-				sc.perNode[i] = int32(sc.countOn(s.info.GetPods()))
-			}
-		}, Name)
-		for _, n := range sc.perNode {
-			sc.pods += int64(n)
+		if ns := idx.namespaces[namespace]; ns != nil {
+			idx.countNamespace(ctx, sc, ns.pods)
 		}
-		idx.countedPods += sc.pods
+		if err := ctx.Err(); err != nil {
+			idx.stats.buildsCancelled++
+			return nil, err
+		}
+		idx.size.nodeCounts += int64(len(sc.perNode))
+		idx.size.countedPods += sc.pods
+		idx.register(sc)
 	}
 	idx.selectors[key] = sc
-	idx.byNamespace[namespace] = append(idx.byNamespace[namespace], sc)
 	idx.stats.selectorBuilds++
-	return sc
+	return sc, nil
 }
 
-// aggregateFor returns the domain counts for one constraint, building them (O(nodes)) on first use.
-func (idx *spreadIndex) aggregateFor(ctx context.Context, logger klog.Logger, namespace string, selector labels.Selector, topologyKey string, requiredKeys []string, filter nodeFilter) *domainCounts {
-	sc := idx.selectorFor(ctx, namespace, selector)
+// countNamespace fills sc.perNode from pods, in parallel pieces for large namespaces.
+func (idx *spreadIndex) countNamespace(ctx context.Context, sc *selectorCounts, pods []*podRecord) {
+	count := func(part []*podRecord, into map[int32]int32) int64 {
+		var n int64
+		for _, rec := range part {
+			if sc.selector.Matches(labels.Set(rec.pod.Labels)) {
+				into[rec.slot]++
+				n++
+			}
+		}
+		return n
+	}
+	if len(pods) < parallelBuildMin {
+		sc.pods = count(pods, sc.perNode)
+		return
+	}
+	pieces := (len(pods) + parallelBuildMin - 1) / parallelBuildMin
+	parts := make([]map[int32]int32, pieces)
+	totals := make([]int64, pieces)
+	idx.parallelizer.Until(ctx, pieces, func(i int) {
+		parts[i] = map[int32]int32{}
+		totals[i] = count(pods[i*parallelBuildMin:min(len(pods), (i+1)*parallelBuildMin)], parts[i])
+	}, Name)
+	for i, part := range parts {
+		for slot, n := range part {
+			sc.perNode[slot] += n
+		}
+		sc.pods += totals[i]
+	}
+}
+
+// register places sc in its namespace's label index under the requirement with fewest values.
+func (idx *spreadIndex) register(sc *selectorCounts) {
+	ns := idx.namespace(sc.namespace)
+	ns.selectors++
+	if reqs, ok := sc.selector.Requirements(); ok {
+		for _, r := range reqs {
+			switch r.Operator() {
+			case selection.Equals, selection.DoubleEquals, selection.In:
+				if vals := r.ValuesUnsorted(); sc.indexKey == "" || len(vals) < len(sc.indexValues) {
+					sc.indexKey, sc.indexValues = r.Key(), vals
+				}
+			}
+		}
+	}
+	if sc.indexKey == "" {
+		ns.unindexed = append(ns.unindexed, sc)
+		idx.size.selectorIndexes++
+		return
+	}
+	byValue := ns.byLabel[sc.indexKey]
+	if byValue == nil {
+		byValue = map[string][]*selectorCounts{}
+		ns.byLabel[sc.indexKey] = byValue
+	}
+	for _, v := range sc.indexValues {
+		byValue[v] = append(byValue[v], sc)
+	}
+	idx.size.selectorIndexes += int64(len(sc.indexValues))
+}
+
+func (idx *spreadIndex) unregister(sc *selectorCounts) {
+	ns := idx.namespaces[sc.namespace]
+	ns.selectors--
+	isSC := func(x *selectorCounts) bool { return x == sc }
+	if sc.indexKey == "" {
+		ns.unindexed = slices.DeleteFunc(ns.unindexed, isSC)
+		idx.size.selectorIndexes--
+	} else {
+		byValue := ns.byLabel[sc.indexKey]
+		for _, v := range sc.indexValues {
+			if byValue[v] = slices.DeleteFunc(byValue[v], isSC); len(byValue[v]) == 0 {
+				delete(byValue, v)
+			}
+		}
+		if len(byValue) == 0 {
+			delete(ns.byLabel, sc.indexKey)
+		}
+		idx.size.selectorIndexes -= int64(len(sc.indexValues))
+	}
+	idx.releaseNamespace(ns)
+}
+
+// layoutFor returns the layout for a constraint's topology key, required keys and node filter,
+// building it on first use: O(nodes), or O(named nodes) when the affinity names its nodes.
+func (idx *spreadIndex) layoutFor(logger klog.Logger, topologyKey string, requiredKeys []string, filter nodeFilter) *layout {
 	var b strings.Builder
-	b.WriteString(sc.key)
-	b.WriteByte(0)
 	b.WriteString(topologyKey)
 	b.WriteByte(0)
 	if requiredKeys == nil {
@@ -327,25 +709,73 @@ func (idx *spreadIndex) aggregateFor(ctx context.Context, logger klog.Logger, na
 	b.WriteString(filter.key)
 	key := b.String()
 	now := idx.clock.Now()
-	if a, ok := idx.aggregates[key]; ok {
-		a.lastUsed = now
-		return a
+	if l, ok := idx.layouts[key]; ok {
+		l.lastUsed = now
+		return l
 	}
-	a := &domainCounts{
+	l := &layout{
 		key:          key,
-		sel:          sc,
 		topologyKey:  topologyKey,
 		requiredKeys: requiredKeys,
 		filter:       filter,
 		table:        idx.tableFor(topologyKey),
+		domainOf:     map[int32]int32{},
+		nodes:        map[int32]int32{},
 		lastUsed:     now,
 	}
-	a.reset()
-	idx.fill(logger, a)
+	l.table.users++
+	if filter.names != nil {
+		for _, name := range filter.names {
+			idx.named[name] = append(idx.named[name], l)
+			if s := idx.byName[name]; s != nil {
+				idx.place(logger, l, s, s.node)
+			}
+		}
+	} else {
+		idx.general = append(idx.general, l)
+		for _, s := range idx.slots {
+			if s != nil {
+				idx.place(logger, l, s, s.node)
+			}
+		}
+	}
+	idx.layouts[key] = l
+	idx.stats.layoutBuilds++
+	return l
+}
+
+// aggregateFor returns the domain counts for one constraint: O(nodes the selector matches, or
+// the layout's members if fewer) on first use, O(1) after.
+func (idx *spreadIndex) aggregateFor(ctx context.Context, logger klog.Logger, namespace string, selector labels.Selector, topologyKey string, requiredKeys []string, filter nodeFilter) (*domainCounts, error) {
+	sc, err := idx.selectorFor(ctx, namespace, selector)
+	if err != nil {
+		return nil, err
+	}
+	l := idx.layoutFor(logger, topologyKey, requiredKeys, filter)
+	now := idx.clock.Now()
+	if a, ok := idx.aggregates[aggregateKey{sc, l}]; ok {
+		a.lastUsed = now
+		return a, nil
+	}
+	a := &domainCounts{sel: sc, layout: l, pods: map[int32]int64{}, histogram: map[int64]int32{}, lastUsed: now}
+	if len(l.domainOf) < len(sc.perNode) {
+		for slot, d := range l.domainOf {
+			if c := sc.perNode[slot]; c != 0 {
+				idx.addToDomain(a, d, int64(c))
+			}
+		}
+	} else {
+		for slot, c := range sc.perNode {
+			if d, ok := l.domainOf[slot]; ok {
+				idx.addToDomain(a, d, int64(c))
+			}
+		}
+	}
 	sc.aggregates = append(sc.aggregates, a)
-	idx.aggregates[key] = a
+	l.aggregates = append(l.aggregates, a)
+	idx.aggregates[aggregateKey{sc, l}] = a
 	idx.stats.aggregateBuilds++
-	return a
+	return a, nil
 }
 
 func (idx *spreadIndex) tableFor(topologyKey string) *domainTable {
@@ -357,63 +787,88 @@ func (idx *spreadIndex) tableFor(topologyKey string) *domainTable {
 	return t
 }
 
-func (idx *spreadIndex) fill(logger klog.Logger, a *domainCounts) {
-	for _, s := range idx.slots {
-		if s != nil {
-			a.move(s.id, a.domainOf(logger, s.info.Node(), idx.enableComparisonOperators), 0, a.sel.count(s.id))
+func (idx *spreadIndex) addToDomain(a *domainCounts, d int32, delta int64) {
+	old := a.pods[d]
+	n := old + delta
+	if old != 0 {
+		a.histogramRemove(old)
+	}
+	if n != 0 {
+		if old == 0 {
+			idx.size.domainCounts++
 		}
+		a.pods[d] = n
+		a.histogramAdd(n)
+	} else if old != 0 {
+		delete(a.pods, d)
+		idx.size.domainCounts--
 	}
 }
 
-// maybeSweep drops counts that no pod has used for idleTTL and compacts domain tables that
-// node churn has filled with empty domains.
+// maybeSweep drops counts that no pod has used for idleTTL, at most once per sweepInterval.
+// Its work is linear in what it drops plus the number of aggregates.
 func (idx *spreadIndex) maybeSweep() {
 	now := idx.clock.Now()
 	if now.Sub(idx.lastSweep) < sweepInterval {
 		return
 	}
 	idx.lastSweep = now
+	touched := map[*selectorCounts]bool{}
+	touchedLayouts := map[*layout]bool{}
 	for key, a := range idx.aggregates {
 		if now.Sub(a.lastUsed) > idleTTL {
 			delete(idx.aggregates, key)
-			a.sel.aggregates = slices.DeleteFunc(a.sel.aggregates, func(x *domainCounts) bool { return x == a })
+			a.dropped = true
+			idx.size.domainCounts -= int64(len(a.pods))
+			touched[a.sel] = true
+			touchedLayouts[a.layout] = true
 			idx.stats.dropped++
 		}
 	}
-	// A key's names outgrow its live domains when nodes come and go (hostnames); start the
-	// key's table afresh and refill its domain tables.
-	used := map[string]bool{}
-	for _, a := range idx.aggregates {
-		used[a.topologyKey] = true
+	isDropped := func(a *domainCounts) bool { return a.dropped }
+	for sc := range touched {
+		sc.aggregates = slices.DeleteFunc(sc.aggregates, isDropped)
 	}
-	for topologyKey, t := range idx.domainTables {
-		if !used[topologyKey] {
-			delete(idx.domainTables, topologyKey)
-			continue
+	for l := range touchedLayouts {
+		l.aggregates = slices.DeleteFunc(l.aggregates, isDropped)
+	}
+	var droppedLayouts bool
+	for key, l := range idx.layouts {
+		if len(l.aggregates) == 0 && now.Sub(l.lastUsed) > idleTTL {
+			idx.dropLayout(l)
+			delete(idx.layouts, key)
+			droppedLayouts = true
+			idx.stats.dropped++
 		}
-		if len(t.names) <= 2*len(idx.byName)+64 {
-			continue
-		}
-		delete(idx.domainTables, topologyKey)
-		fresh := idx.tableFor(topologyKey)
-		for _, a := range idx.aggregates {
-			if a.topologyKey == topologyKey {
-				a.table = fresh
-				a.reset()
-				idx.fill(klog.Background(), a)
-			}
-		}
+	}
+	if droppedLayouts {
+		idx.general = slices.DeleteFunc(idx.general, func(l *layout) bool { return idx.layouts[l.key] != l })
 	}
 	for key, sc := range idx.selectors {
 		if len(sc.aggregates) == 0 && now.Sub(sc.lastUsed) > idleTTL {
 			delete(idx.selectors, key)
-			idx.countedPods -= sc.pods
-			idx.byNamespace[sc.namespace] = slices.DeleteFunc(idx.byNamespace[sc.namespace], func(x *selectorCounts) bool { return x == sc })
-			if len(idx.byNamespace[sc.namespace]) == 0 {
-				delete(idx.byNamespace, sc.namespace)
+			idx.size.countedPods -= sc.pods
+			idx.size.nodeCounts -= int64(len(sc.perNode))
+			if !sc.countsNothing {
+				idx.unregister(sc)
 			}
 			idx.stats.dropped++
 		}
+	}
+}
+
+// dropLayout releases l's domain ids; the caller removes it from idx.layouts and idx.general.
+func (idx *spreadIndex) dropLayout(l *layout) {
+	for slot, d := range l.domainOf {
+		idx.leave(l, slot, d)
+	}
+	for _, name := range l.filter.names {
+		if idx.named[name] = slices.DeleteFunc(idx.named[name], func(x *layout) bool { return x == l }); len(idx.named[name]) == 0 {
+			delete(idx.named, name)
+		}
+	}
+	if l.table.users--; l.table.users == 0 {
+		delete(idx.domainTables, l.topologyKey)
 	}
 }
 
@@ -425,110 +880,8 @@ func (idx *spreadIndex) slotOf(name string) int32 {
 	return -1
 }
 
-func (sc *selectorCounts) countOn(pods []fwk.PodInfo) int64 {
-	if sc.countsNothing {
-		return 0
-	}
-	return int64(countPodsMatchSelector(pods, sc.selector, sc.namespace))
-}
-
 func (sc *selectorCounts) count(id int32) int64 {
-	if int(id) < len(sc.perNode) {
-		return int64(sc.perNode[id])
-	}
-	return 0
-}
-
-// setCount sets a node's count and returns the change in the selector's total.
-func (sc *selectorCounts) setCount(id int32, n int64) int64 {
-	if int(id) >= len(sc.perNode) {
-		if n == 0 {
-			return 0
-		}
-		sc.perNode = append(sc.perNode, make([]int32, int(id)+1-len(sc.perNode))...)
-	}
-	delta := n - int64(sc.perNode[id])
-	sc.pods += delta
-	sc.perNode[id] = int32(n)
-	return delta
-}
-
-func (a *domainCounts) reset() {
-	a.nodeDomain = nil
-	a.pods = nil
-	a.nodes = nil
-	a.domains = 0
-	a.histogram = map[int64]int32{}
-	a.minValid = false
-}
-
-// domainOf returns the domain id node counts in, or -1 when the constraint does not count it.
-// The checks are upstream's: required affinity, all topology keys present, untolerated taints.
-func (a *domainCounts) domainOf(logger klog.Logger, node *v1.Node, enableComparisonOperators bool) int32 {
-	if a.filter.affinity != nil {
-		if match, _ := a.filter.affinity.Match(node); !match {
-			return -1
-		}
-	}
-	for _, k := range a.requiredKeys {
-		if _, ok := node.Labels[k]; !ok {
-			return -1
-		}
-	}
-	if a.filter.tolerations != nil {
-		if _, untolerated := v1helper.FindMatchingUntoleratedTaint(logger, node.Spec.Taints, a.filter.tolerations, helper.DoNotScheduleTaintsFilterFunc(), enableComparisonOperators); untolerated {
-			return -1
-		}
-	}
-	id := a.table.intern(node.Labels[a.topologyKey])
-	if n := len(a.table.names); len(a.pods) < n {
-		a.pods = append(a.pods, make([]int64, n-len(a.pods))...)
-		a.nodes = append(a.nodes, make([]int32, n-len(a.nodes))...)
-	}
-	return id
-}
-
-func (a *domainCounts) domainOfSlot(id int32) int32 {
-	if int(id) < len(a.nodeDomain) {
-		return a.nodeDomain[id]
-	}
-	return -1
-}
-
-// move changes one node's contribution from (its current domain, oldCount) to (domain, count).
-func (a *domainCounts) move(id, domain int32, oldCount, count int64) {
-	old := a.domainOfSlot(id)
-	if old == domain && oldCount == count {
-		return
-	}
-	if old >= 0 {
-		a.change(old, -oldCount, -1)
-	}
-	if domain >= 0 {
-		a.change(domain, count, 1)
-	}
-	if int(id) >= len(a.nodeDomain) {
-		if domain < 0 {
-			return
-		}
-		for int(id) >= len(a.nodeDomain) {
-			a.nodeDomain = append(a.nodeDomain, -1)
-		}
-	}
-	a.nodeDomain[id] = domain
-}
-
-func (a *domainCounts) change(d int32, pods int64, nodes int32) {
-	if a.nodes[d] > 0 {
-		a.histogramRemove(a.pods[d])
-		a.domains--
-	}
-	a.pods[d] += pods
-	a.nodes[d] += nodes
-	if a.nodes[d] > 0 {
-		a.histogramAdd(a.pods[d])
-		a.domains++
-	}
+	return int64(sc.perNode[id])
 }
 
 func (a *domainCounts) histogramAdd(v int64) {
@@ -547,11 +900,20 @@ func (a *domainCounts) histogramRemove(v int64) {
 	}
 }
 
+// domains is upstream's len(TpValueToMatchNum): domains with at least one counted node.
+func (a *domainCounts) domains() int {
+	return len(a.layout.nodes)
+}
+
 // minimum returns the smallest pod count over counted domains, or MaxInt32 when there are none
-// (upstream's initial critical path).
+// (upstream's initial critical path). Every domain with pods has nodes, so when more domains
+// have nodes than pods, some domain has none.
 func (a *domainCounts) minimum() int {
-	if a.domains == 0 {
+	if len(a.layout.nodes) == 0 {
 		return math.MaxInt32
+	}
+	if len(a.layout.nodes) > len(a.pods) {
+		return 0
 	}
 	if !a.minValid {
 		first := true
@@ -568,9 +930,16 @@ func (a *domainCounts) minimum() int {
 
 // podsIn returns the matching pods in the domain named value, and whether that domain is counted.
 func (a *domainCounts) podsIn(value string) (int, bool) {
-	id, ok := a.table.id[value]
-	if !ok || int(id) >= len(a.nodes) || a.nodes[id] == 0 {
+	id, ok := a.layout.table.id[value]
+	if !ok || a.layout.nodes[id] == 0 {
 		return 0, false
 	}
 	return int(a.pods[id]), true
+}
+
+// forEachDomain calls f for every counted domain with its matching pods.
+func (a *domainCounts) forEachDomain(f func(value string, pods int)) {
+	for id := range a.layout.nodes {
+		f(a.layout.table.names[id], int(a.pods[id]))
+	}
 }

@@ -11,16 +11,26 @@ import (
 var (
 	selectorsDesc = metrics.NewDesc("workbench_topologyspread_index_selectors",
 		"Selector signatures (namespace + selector) the spread index keeps per-node counts for.", nil, nil, metrics.ALPHA, "")
+	layoutsDesc = metrics.NewDesc("workbench_topologyspread_index_layouts",
+		"Node layouts (topology key + required keys + node inclusion filter) the spread index keeps.", nil, nil, metrics.ALPHA, "")
 	aggregatesDesc = metrics.NewDesc("workbench_topologyspread_index_domain_tables",
-		"Domain count tables (signature + topology key + node inclusion) the spread index keeps.", nil, nil, metrics.ALPHA, "")
+		"Domain count tables (selector x layout) the spread index keeps.", nil, nil, metrics.ALPHA, "")
+	podRecordsDesc = metrics.NewDesc("workbench_topologyspread_index_pod_records",
+		"Pods the spread index records, to tell label changes from status updates.", nil, nil, metrics.ALPHA, "")
 	countedPodsDesc = metrics.NewDesc("workbench_topologyspread_index_counted_pods",
 		"Pods counted by the spread index, summed over its selector signatures.", nil, nil, metrics.ALPHA, "")
+	bytesDesc = metrics.NewDesc("workbench_topologyspread_index_bytes",
+		"Estimated heap held by the spread index, from its entry counts.", nil, nil, metrics.ALPHA, "")
 	nodesRecountedDesc = metrics.NewDesc("workbench_topologyspread_index_nodes_recounted_total",
-		"Nodes recounted because their NodeInfo changed since the previous scheduling cycle.", nil, nil, metrics.ALPHA, "")
+		"Nodes whose pods were diffed because their NodeInfo changed since the previous scheduling cycle.", nil, nil, metrics.ALPHA, "")
+	podChangesDesc = metrics.NewDesc("workbench_topologyspread_index_pod_changes_total",
+		"Pods that appeared, left, changed labels or started terminating, each matched against its namespace's selectors.", nil, nil, metrics.ALPHA, "")
 	buildsDesc = metrics.NewDesc("workbench_topologyspread_index_builds_total",
-		"Full builds, each a walk over the cluster: kind=selector (O(pods)) or kind=domain_table (O(nodes)).", []string{"kind"}, nil, metrics.ALPHA, "")
+		"Builds: kind=selector (a walk over the namespace's pods), layout (over the nodes) or domain_table (over the nodes a selector matches).", []string{"kind"}, nil, metrics.ALPHA, "")
 	droppedDesc = metrics.NewDesc("workbench_topologyspread_index_dropped_total",
-		"Signatures and domain tables dropped after going unused.", nil, nil, metrics.ALPHA, "")
+		"Signatures, layouts and domain tables dropped after going unused.", nil, nil, metrics.ALPHA, "")
+	cancelledDesc = metrics.NewDesc("workbench_topologyspread_index_builds_cancelled_total",
+		"Selector builds discarded because the scheduling cycle's context ended first.", nil, nil, metrics.ALPHA, "")
 
 	syncDuration = metrics.NewHistogram(&metrics.HistogramOpts{
 		Subsystem:      "workbench_topologyspread",
@@ -39,8 +49,10 @@ var (
 )
 
 type indexFigures struct {
-	selectors, aggregates, countedPods int
-	stats                              indexStats
+	selectors, layouts, aggregates int
+	size                           indexSize
+	bytes                          int64
+	stats                          indexStats
 }
 
 func registerMetrics(idx *spreadIndex) {
@@ -62,7 +74,15 @@ func publishFigures(idx *spreadIndex) {
 
 // figures must be called with idx.mu held.
 func (idx *spreadIndex) figures() indexFigures {
-	return indexFigures{selectors: len(idx.selectors), aggregates: len(idx.aggregates), countedPods: int(idx.countedPods), stats: idx.stats}
+	var names int64
+	for _, t := range idx.domainTables {
+		names += int64(len(t.id))
+	}
+	holders := len(idx.selectors) + len(idx.layouts) + len(idx.aggregates)
+	return indexFigures{
+		selectors: len(idx.selectors), layouts: len(idx.layouts), aggregates: len(idx.aggregates),
+		size: idx.size, bytes: idx.size.bytes(names, holders), stats: idx.stats,
+	}
 }
 
 type indexCollector struct {
@@ -70,12 +90,10 @@ type indexCollector struct {
 }
 
 func (c *indexCollector) DescribeWithStability(ch chan<- *metrics.Desc) {
-	ch <- selectorsDesc
-	ch <- aggregatesDesc
-	ch <- countedPodsDesc
-	ch <- nodesRecountedDesc
-	ch <- buildsDesc
-	ch <- droppedDesc
+	for _, d := range []*metrics.Desc{selectorsDesc, layoutsDesc, aggregatesDesc, podRecordsDesc, countedPodsDesc, bytesDesc,
+		nodesRecountedDesc, podChangesDesc, buildsDesc, droppedDesc, cancelledDesc} {
+		ch <- d
+	}
 }
 
 func (c *indexCollector) CollectWithStability(ch chan<- metrics.Metric) {
@@ -83,11 +101,21 @@ func (c *indexCollector) CollectWithStability(ch chan<- metrics.Metric) {
 	if f == nil {
 		return
 	}
-	ch <- metrics.NewLazyConstMetric(selectorsDesc, metrics.GaugeValue, float64(f.selectors))
-	ch <- metrics.NewLazyConstMetric(aggregatesDesc, metrics.GaugeValue, float64(f.aggregates))
-	ch <- metrics.NewLazyConstMetric(countedPodsDesc, metrics.GaugeValue, float64(f.countedPods))
-	ch <- metrics.NewLazyConstMetric(nodesRecountedDesc, metrics.CounterValue, float64(f.stats.nodesRecounted))
-	ch <- metrics.NewLazyConstMetric(buildsDesc, metrics.CounterValue, float64(f.stats.selectorBuilds), "selector")
-	ch <- metrics.NewLazyConstMetric(buildsDesc, metrics.CounterValue, float64(f.stats.aggregateBuilds), "domain_table")
-	ch <- metrics.NewLazyConstMetric(droppedDesc, metrics.CounterValue, float64(f.stats.dropped))
+	gauge := func(d *metrics.Desc, v float64) { ch <- metrics.NewLazyConstMetric(d, metrics.GaugeValue, v) }
+	counter := func(d *metrics.Desc, v int64, labels ...string) {
+		ch <- metrics.NewLazyConstMetric(d, metrics.CounterValue, float64(v), labels...)
+	}
+	gauge(selectorsDesc, float64(f.selectors))
+	gauge(layoutsDesc, float64(f.layouts))
+	gauge(aggregatesDesc, float64(f.aggregates))
+	gauge(podRecordsDesc, float64(f.size.pods))
+	gauge(countedPodsDesc, float64(f.size.countedPods))
+	gauge(bytesDesc, float64(f.bytes))
+	counter(nodesRecountedDesc, f.stats.nodesRecounted)
+	counter(podChangesDesc, f.stats.podChanges)
+	counter(buildsDesc, f.stats.selectorBuilds, "selector")
+	counter(buildsDesc, f.stats.layoutBuilds, "layout")
+	counter(buildsDesc, f.stats.aggregateBuilds, "domain_table")
+	counter(droppedDesc, f.stats.dropped)
+	counter(cancelledDesc, f.stats.buildsCancelled)
 }

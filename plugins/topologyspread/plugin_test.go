@@ -257,8 +257,8 @@ func TestIndexDropsIdleCounts(t *testing.T) {
 	if _, ok := pl.index.selectors["ns\x00app=db"]; ok || len(pl.index.selectors) != 1 {
 		t.Errorf("selectors after db went idle: %v, want only app=web", keys(pl.index.selectors))
 	}
-	if want := pl.index.selectors["ns\x00app=web"].pods; pl.index.countedPods != want {
-		t.Errorf("countedPods = %d, want %d (web's pods only)", pl.index.countedPods, want)
+	if want := pl.index.selectors["ns\x00app=web"].pods; pl.index.size.countedPods != want {
+		t.Errorf("countedPods = %d, want %d (web's pods only)", pl.index.size.countedPods, want)
 	}
 	if pl.index.stats.dropped != 2 {
 		t.Errorf("dropped = %d, want 2 (db's selector and its domain table)", pl.index.stats.dropped)
@@ -337,9 +337,9 @@ profiles:
 	}
 }
 
-// Node churn leaves empty domains behind (hostnames of removed nodes); the index compacts them
-// and still counts as before.
-func TestIndexCompactsDomainsLeftByNodeChurn(t *testing.T) {
+// Node churn empties domains (hostnames of removed nodes); the index reuses their ids, so the
+// tables never outgrow the live nodes and no cycle has to rebuild them.
+func TestIndexRecyclesDomainsLeftByNodeChurn(t *testing.T) {
 	clk := testingclock.NewFakeClock(time.Unix(0, 0))
 	var pl *IndexedPodTopologySpread
 	pod := st.MakePod().Namespace("ns").Name("incoming").Label("app", "web").
@@ -370,8 +370,14 @@ func TestIndexCompactsDomainsLeftByNodeChurn(t *testing.T) {
 		}
 	}
 	for key, table := range pl.index.domainTables {
-		if live := len(pl.index.byName); len(table.names) > 2*live+64 {
-			t.Errorf("%s's domain table holds %d names for %d nodes after churn", key, len(table.names), live)
+		if live := len(pl.index.byName); len(table.names) > live || len(table.id) > live {
+			t.Errorf("%s's domain table holds %d ids (%d named) for %d nodes after churn", key, len(table.names), len(table.id), live)
 		}
+	}
+	if pl.index.stats.domainsRecycled == 0 {
+		t.Error("no domain id was recycled")
+	}
+	if pl.index.stats.layoutBuilds != 1 {
+		t.Errorf("layout builds = %d, want 1: churn must not rebuild", pl.index.stats.layoutBuilds)
 	}
 }

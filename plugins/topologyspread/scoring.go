@@ -97,7 +97,7 @@ func (pl *IndexedPodTopologySpread) PreScore(ctx context.Context, cycleState fwk
 		keys = topologyKeys(constraints)
 	}
 	affinity := nodeaffinity.GetRequiredNodeAffinity(pod)
-	affinityKey, tolerationsKey := podFilterKeys(pod)
+	filterKeys := newPodKeys(pod)
 	logger := klog.FromContext(ctx)
 
 	pl.index.mu.Lock()
@@ -107,11 +107,16 @@ func (pl *IndexedPodTopologySpread) PreScore(ctx context.Context, cycleState fwk
 	}
 	for i := range constraints {
 		c := &constraints[i]
+		var err error
 		if c.TopologyKey == v1.LabelHostname {
-			s.perNode[i] = pl.index.selectorFor(ctx, pod.Namespace, c.Selector)
-			continue
+			s.perNode[i], err = pl.index.selectorFor(ctx, pod.Namespace, c.Selector)
+		} else {
+			s.domains[i], err = pl.index.aggregateFor(ctx, logger, pod.Namespace, c.Selector, c.TopologyKey, keys, pl.nodeFilterFor(pod, c, filterKeys, &affinity))
 		}
-		s.domains[i] = pl.index.aggregateFor(ctx, logger, pod.Namespace, c.Selector, c.TopologyKey, keys, pl.nodeFilterFor(pod, c, affinityKey, tolerationsKey, &affinity))
+		if err != nil {
+			pl.index.mu.Unlock()
+			return fwk.AsStatus(fmt.Errorf("counting pods for topology spread: %w", err))
+		}
 	}
 	publishFigures(pl.index)
 	pl.index.mu.Unlock()
