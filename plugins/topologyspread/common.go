@@ -190,10 +190,10 @@ func (pl *IndexedPodTopologySpread) nodeFilterFor(pod *v1.Pod, c *topologySpread
 // podKeys computes, once per cycle and only when asked, canonical keys for the pod's required
 // node affinity and its tolerations: equal specs give equal keys.
 type podKeys struct {
-	pod             *v1.Pod
-	aff, tol        string
+	pod              *v1.Pod
+	aff, tol         string
 	affDone, tolDone bool
-	names           []string
+	names            []string
 }
 
 func newPodKeys(pod *v1.Pod) *podKeys { return &podKeys{pod: pod} }
