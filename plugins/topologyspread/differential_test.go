@@ -2,10 +2,12 @@ package topologyspread
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"math/rand"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -45,6 +47,8 @@ const (
 	sequenceWorlds    = 200
 	stepsPerSequence  = 32 // each step: a random cluster change, then one compared pod
 	incomingPerSingle = 1
+	livingWorlds      = 40
+	stepsPerLiving    = 40
 )
 
 func TestDifferentialSingleCycle(t *testing.T) {
@@ -94,6 +98,43 @@ func TestDifferentialSequences(t *testing.T) {
 	logCoverage(t)
 }
 
+// TestDifferentialLivingCluster holds the index to upstream in a busy cluster: larger worlds,
+// many selectors live at once, and several changes (status updates, pods coming and going,
+// node churn) batched between two cycles, as 150 pods/s of churn produce.
+func TestDifferentialLivingCluster(t *testing.T) {
+	cases := 0
+	for i := 0; i < livingWorlds**diffScale; i++ {
+		seed := int64(3_000_000 + i)
+		if *diffSeed != 0 && seed != *diffSeed {
+			continue
+		}
+		rng := rand.New(rand.NewSource(seed))
+		w := newWorldSized(t, seed, 20+rng.Intn(40))
+		// Seconds between changes: selectors stay live for many cycles, and still go idle.
+		w.maxClockStep = 10
+		for step := 0; step < stepsPerLiving; step++ {
+			w.mutateBatch(t, 1+w.rng.Intn(12))
+			for range 2 {
+				pod := w.randomIncoming()
+				feasible := w.compare(t, pod)
+				if t.Failed() {
+					t.Fatalf("seed %d diverged at step %d; rerun with -topologyspread.seed=%d", seed, step, seed)
+				}
+				if len(feasible) > 0 && w.rng.Intn(3) == 0 {
+					w.place(t, pod, feasible[w.rng.Intn(len(feasible))])
+				}
+				cases++
+			}
+		}
+		w.stop()
+	}
+	t.Logf("%d living-cluster cycles agreed", cases)
+	logCoverage(t)
+	if coverage.domainsRecycled == 0 || coverage.cancelledBuilds == 0 || coverage.statusUpdates == 0 || coverage.maxLiveSelectors < 50 {
+		t.Errorf("the living-cluster cases never exercised a path: %+v", coverage)
+	}
+}
+
 // FuzzDifferential explores seeds, and the fuzzer's bytes steer the world's shape.
 func FuzzDifferential(f *testing.F) {
 	for _, s := range []int64{1, 2, 3, 42, 1_000_007} {
@@ -132,7 +173,8 @@ type world struct {
 	nextID   int
 	fts      feature.Features
 	// clock moves minutes per step in sequences, so the index drops idle counts and rebuilds them.
-	clock *testingclock.FakeClock
+	clock        *testingclock.FakeClock
+	maxClockStep int // seconds per change
 }
 
 var (
@@ -167,12 +209,13 @@ func newWorldSized(t testing.TB, seed int64, numNodes int) *world {
 		logger, ctx = ktesting.NewTestContext(tt)
 		ctx, cancel = context.WithCancel(ctx)
 	}
-	w := &world{ctx: ctx, cancel: cancel, logger: logger, rng: rand.New(rand.NewSource(seed)), seed: seed, assumed: map[types.UID]bool{}}
+	w := &world{ctx: ctx, cancel: cancel, logger: logger, rng: rand.New(rand.NewSource(seed)), seed: seed, assumed: map[types.UID]bool{}, maxClockStep: 240}
 	w.cache = internalcache.New(ctx, nil, false, false)
 	w.snapshot = internalcache.NewEmptySnapshot()
 	w.fts = feature.Features{
 		EnableNodeInclusionPolicyInPodTopologySpread: w.rng.Intn(5) != 0,
 		EnableMatchLabelKeysInPodTopologySpread:      w.rng.Intn(5) != 0,
+		EnableTaintTolerationComparisonOperators:     w.rng.Intn(2) == 0,
 	}
 
 	client := clientsetfake.NewClientset(controllers()...)
@@ -209,6 +252,8 @@ func newWorldSized(t testing.TB, seed int64, numNodes int) *world {
 
 func (w *world) stop() {
 	coverage.indexDrops += w.ours.index.stats.dropped
+	coverage.domainsRecycled += w.ours.index.stats.domainsRecycled
+	coverage.cancelledBuilds += w.ours.index.stats.buildsCancelled
 	w.cancel()
 }
 
@@ -261,6 +306,10 @@ func (w *world) randomTaints() []v1.Taint {
 		return nil
 	}
 	effects := []v1.TaintEffect{v1.TaintEffectNoSchedule, v1.TaintEffectPreferNoSchedule, v1.TaintEffectNoExecute}
+	if w.rng.Intn(3) == 0 {
+		// A numeric taint, for tolerations with the Gt and Lt comparison operators.
+		return []v1.Taint{{Key: "gpu-memory", Value: w.pick([]string{"16", "40", "80"}), Effect: effects[w.rng.Intn(len(effects))]}}
+	}
 	return []v1.Taint{{Key: "dedicated", Value: w.pick([]string{"a", "b"}), Effect: effects[w.rng.Intn(len(effects))]}}
 }
 
@@ -418,12 +467,51 @@ func (w *world) randomIncoming() *v1.Pod {
 		}
 		p.Spec.Tolerations = []v1.Toleration{tol}
 	}
+	if w.rng.Intn(3) == 0 {
+		op := v1.TolerationOpGt
+		if w.rng.Intn(2) == 0 {
+			op = v1.TolerationOpLt
+		}
+		p.Spec.Tolerations = append(p.Spec.Tolerations, v1.Toleration{Key: "gpu-memory", Operator: op, Value: w.pick([]string{"20", "60"})})
+	}
 	return p
 }
 
 // mutate makes one random change of the kind a cluster sees between scheduling cycles.
 func (w *world) mutate(t testing.TB) {
-	w.clock.Step(time.Duration(w.rng.Intn(240)) * time.Second)
+	w.mutateUnsynced(t)
+	w.sync(t)
+}
+
+// mutateBatch makes n changes before the snapshot is updated, as a busy cluster does between
+// two cycles.
+func (w *world) mutateBatch(t testing.TB, n int) {
+	for range n {
+		w.mutateUnsynced(t)
+	}
+	w.sync(t)
+}
+
+func (w *world) mutateUnsynced(t testing.TB) {
+	w.clock.Step(time.Duration(w.rng.Intn(w.maxClockStep)) * time.Second)
+	if w.rng.Intn(4) == 0 && len(w.pods) > 0 {
+		// A kubelet status update: a new object with the same labels.
+		i := w.rng.Intn(len(w.pods))
+		if w.assumed[w.pods[i].UID] {
+			return
+		}
+		old := w.pods[i]
+		p := old.DeepCopy()
+		p.Status.Phase = v1.PodRunning
+		p.ResourceVersion = fmt.Sprint(w.nextID)
+		w.nextID++
+		if err := w.cache.UpdatePod(w.logger, old, p); err != nil {
+			t.Fatalf("seed %d: status UpdatePod: %v", w.seed, err)
+		}
+		w.pods[i] = p
+		coverage.statusUpdates++
+		return
+	}
 	switch r := w.rng.Intn(20); {
 	case r < 6:
 		for i, n := 0, 1+w.rng.Intn(3); i < n; i++ {
@@ -494,7 +582,6 @@ func (w *world) mutate(t testing.TB) {
 		}
 		w.nodes = slices.Delete(w.nodes, i, i+1)
 	}
-	w.sync(t)
 }
 
 // place assumes pod on node, as the scheduler does at the end of a cycle.
@@ -511,14 +598,17 @@ func (w *world) place(t testing.TB, pod *v1.Pod, node string) {
 // coverage counts what the random cases exercised, so a run shows it compared more than Skips.
 var coverage struct {
 	preFilterRan, filterRejected, filterUnresolvable, preemptionChecks, preScoreRan, scoresCompared int
-	indexDrops                                                                                      int64
+	statusUpdates, clonesOfClones, parallelFilters, cancelledCycles                                 int
+	indexDrops, domainsRecycled, cancelledBuilds, maxLiveSelectors                                  int64
 }
 
 func logCoverage(t *testing.T) {
 	c := coverage
-	t.Logf("PreFilter ran %d, Filter rejected %d (missing label %d), preemption dry runs %d, PreScore ran %d, scores compared %d, index drops %d",
-		c.preFilterRan, c.filterRejected, c.filterUnresolvable, c.preemptionChecks, c.preScoreRan, c.scoresCompared, c.indexDrops)
-	if c.filterRejected == 0 || c.preemptionChecks == 0 || c.scoresCompared == 0 {
+	t.Logf("PreFilter ran %d, Filter rejected %d (missing label %d), preemption dry runs %d (clones of clones %d, parallel Filter runs %d), PreScore ran %d, scores compared %d",
+		c.preFilterRan, c.filterRejected, c.filterUnresolvable, c.preemptionChecks, c.clonesOfClones, c.parallelFilters, c.preScoreRan, c.scoresCompared)
+	t.Logf("status updates %d, cancelled cycles %d (builds discarded %d), index drops %d, domain ids recycled %d, most live selectors %d",
+		c.statusUpdates, c.cancelledCycles, c.cancelledBuilds, c.indexDrops, c.domainsRecycled, c.maxLiveSelectors)
+	if c.filterRejected == 0 || c.preemptionChecks == 0 || c.scoresCompared == 0 || c.clonesOfClones == 0 || c.parallelFilters == 0 {
 		t.Errorf("the random cases never exercised a path: %+v", c)
 	}
 }
@@ -550,6 +640,10 @@ func (w *world) compare(t testing.TB, pod *v1.Pod) []string {
 			w.fts.EnableNodeInclusionPolicyInPodTopologySpread, w.fts.EnableMatchLabelKeysInPodTopologySpread, fmt.Sprintf(format, args...))
 	}
 
+	coverage.maxLiveSelectors = max(coverage.maxLiveSelectors, int64(len(w.ours.index.selectors)))
+	if w.rng.Intn(8) == 0 {
+		w.cancelledCycle(t, pod, nodes)
+	}
 	stateUp, stateOurs := framework.NewCycleState(), framework.NewCycleState()
 	_, sUp := w.upstream.PreFilter(ctx, stateUp, pod, nodes)
 	_, sOurs := w.ours.PreFilter(ctx, stateOurs, pod, nodes)
@@ -666,6 +760,8 @@ func (w *world) comparePreemption(t testing.TB, pod *v1.Pod, stateUp, stateOurs 
 		}
 		check("AddPod " + nominated.Name)
 	}
+	w.compareClonesOfClones(t, pod, cu, co, nodes, target, fail)
+	w.compareParallelFilter(t, pod, stateUp, stateOurs, nodes, fail)
 	// The original states must be untouched by the clones.
 	for _, ni := range nodes {
 		if d := cmp.Diff(view(w.upstream.Filter(ctx, stateUp, pod, ni)), view(w.ours.Filter(ctx, stateOurs, pod, ni))); d != "" {
@@ -680,4 +776,100 @@ func nodeNames(nodes []fwk.NodeInfo) []string {
 		names = append(names, ni.Node().Name)
 	}
 	return names
+}
+
+// cancelledCycle runs our PreFilter and PreScore for pod under a context that has ended, as a
+// cycle interrupted by shutdown would: an error is allowed, a panic or a kept count is not (the
+// comparison that follows would see it).
+func (w *world) cancelledCycle(t testing.TB, pod *v1.Pod, nodes []fwk.NodeInfo) {
+	ctx, cancel := context.WithCancel(w.ctx)
+	cancel()
+	coverage.cancelledCycles++
+	for _, s := range []*fwk.Status{
+		func() *fwk.Status { _, s := w.ours.PreFilter(ctx, framework.NewCycleState(), pod, nodes); return s }(),
+		w.ours.PreScore(ctx, framework.NewCycleState(), pod, nodes),
+	} {
+		if s.Code() == fwk.Error && !errors.Is(s.AsError(), context.Canceled) {
+			t.Errorf("seed %d: cancelled cycle: %v, want success, skip or context.Canceled", w.seed, s)
+		}
+	}
+}
+
+// compareClonesOfClones clones the dry-run states again, as preemption does when it evaluates
+// victims on a state that already holds nominated pods, and checks both generations.
+func (w *world) compareClonesOfClones(t testing.TB, pod *v1.Pod, cu, co fwk.CycleState, nodes []fwk.NodeInfo, target fwk.NodeInfo, fail func(string, ...any)) {
+	ctx := w.ctx
+	coverage.clonesOfClones++
+	before := make([]statusView, len(nodes))
+	for i, ni := range nodes {
+		before[i] = view(w.ours.Filter(ctx, co, pod, ni))
+	}
+	cu2, co2 := cu.Clone(), co.Clone()
+	extra := w.newPod("nominated2")
+	extra.Namespace = pod.Namespace
+	extra.Labels = pod.Labels
+	pi, _ := framework.NewPodInfo(extra)
+	if d := cmp.Diff(view(w.upstream.AddPod(ctx, cu2, pod, pi, target)), view(w.ours.AddPod(ctx, co2, pod, pi, target))); d != "" {
+		fail("AddPod on a clone of a clone: %s", d)
+	}
+	if victims := target.GetPods(); len(victims) > 0 {
+		v := victims[w.rng.Intn(len(victims))]
+		if d := cmp.Diff(view(w.upstream.RemovePod(ctx, cu2, pod, v, target)), view(w.ours.RemovePod(ctx, co2, pod, v, target))); d != "" {
+			fail("RemovePod on a clone of a clone: %s", d)
+		}
+	}
+	for i, ni := range nodes {
+		if d := cmp.Diff(view(w.upstream.Filter(ctx, cu2, pod, ni)), view(w.ours.Filter(ctx, co2, pod, ni))); d != "" {
+			fail("Filter on %s on a clone of a clone (-upstream +ours):\n%s", ni.Node().Name, d)
+		}
+		if d := cmp.Diff(before[i], view(w.ours.Filter(ctx, co, pod, ni))); d != "" {
+			fail("Filter on %s on the first clone changed when its clone was written:\n%s", ni.Node().Name, d)
+		}
+	}
+}
+
+// compareParallelFilter runs our Filter from several goroutines at once, each on its own clone
+// holding a different nominated pod, as preemption's parallel dry runs do (run under -race).
+func (w *world) compareParallelFilter(t testing.TB, pod *v1.Pod, stateUp, stateOurs fwk.CycleState, nodes []fwk.NodeInfo, fail func(string, ...any)) {
+	ctx := w.ctx
+	const workers = 4
+	coverage.parallelFilters++
+	want := make([][]statusView, workers)
+	clones := make([]fwk.CycleState, workers)
+	targets := make([]fwk.NodeInfo, workers)
+	infos := make([]fwk.PodInfo, workers)
+	for i := range workers {
+		target := nodes[w.rng.Intn(len(nodes))]
+		nominated := w.newPod("parallel")
+		nominated.Namespace = pod.Namespace
+		pi, _ := framework.NewPodInfo(nominated)
+		cu := stateUp.Clone()
+		w.upstream.AddPod(ctx, cu, pod, pi, target)
+		want[i] = make([]statusView, len(nodes))
+		for j, ni := range nodes {
+			want[i][j] = view(w.upstream.Filter(ctx, cu, pod, ni))
+		}
+		// Our AddPod runs in the goroutine: it writes the clone's own overlay only.
+		clones[i] = stateOurs.Clone()
+		targets[i], infos[i] = target, pi
+	}
+	got := make([][]statusView, workers)
+	var wg sync.WaitGroup
+	for i := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.ours.AddPod(ctx, clones[i], pod, infos[i], targets[i])
+			got[i] = make([]statusView, len(nodes))
+			for j, ni := range nodes {
+				got[i][j] = view(w.ours.Filter(ctx, clones[i], pod, ni))
+			}
+		}()
+	}
+	wg.Wait()
+	for i := range workers {
+		if d := cmp.Diff(want[i], got[i]); d != "" {
+			fail("parallel Filter on clone %d (-upstream +ours):\n%s", i, d)
+		}
+	}
 }

@@ -648,8 +648,9 @@ func (idx *spreadIndex) register(sc *selectorCounts) {
 		for _, r := range reqs {
 			switch r.Operator() {
 			case selection.Equals, selection.DoubleEquals, selection.In:
-				if vals := r.ValuesUnsorted(); sc.indexKey == "" || len(vals) < len(sc.indexValues) {
-					sc.indexKey, sc.indexValues = r.Key(), vals
+				// Values() is deduplicated: a value listed twice must not count a pod twice.
+				if vals := r.Values(); sc.indexKey == "" || vals.Len() < len(sc.indexValues) {
+					sc.indexKey, sc.indexValues = r.Key(), vals.List()
 				}
 			}
 		}

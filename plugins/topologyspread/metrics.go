@@ -6,6 +6,7 @@ import (
 
 	"k8s.io/component-base/metrics"
 	"k8s.io/component-base/metrics/legacyregistry"
+	fwk "k8s.io/kube-scheduler/framework"
 )
 
 var (
@@ -118,4 +119,16 @@ func (c *indexCollector) CollectWithStability(ch chan<- metrics.Metric) {
 	counter(buildsDesc, f.stats.aggregateBuilds, "domain_table")
 	counter(droppedDesc, f.stats.dropped)
 	counter(cancelledDesc, f.stats.buildsCancelled)
+}
+
+// EstimatedIndexBytes returns the index's own estimate of its heap, for benchmarks; pl must be
+// an IndexedPodTopologySpread.
+func EstimatedIndexBytes(pl fwk.Plugin) float64 {
+	p, ok := pl.(*IndexedPodTopologySpread)
+	if !ok {
+		return 0
+	}
+	p.index.mu.Lock()
+	defer p.index.mu.Unlock()
+	return float64(p.index.figures().bytes)
 }

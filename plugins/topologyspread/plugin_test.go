@@ -381,3 +381,27 @@ func TestIndexRecyclesDomainsLeftByNodeChurn(t *testing.T) {
 		t.Errorf("layout builds = %d, want 1: churn must not rebuild", pl.index.stats.layoutBuilds)
 	}
 }
+
+// A selector listing a value twice (app In [web, web]) is indexed once per distinct value, so
+// a pod arriving after the selector was built is counted once.
+func TestIndexCountsPodOnceForRepeatedSelectorValues(t *testing.T) {
+	nodes := []*v1.Node{zoneNode("a", "z1"), zoneNode("b", "z2")}
+	snapshot := cache.NewSnapshot([]*v1.Pod{appPod("p1", "a")}, nodes)
+	pl := newTestPlugin(t, snapshot, nil, nil)
+	sel := &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "app", Operator: metav1.LabelSelectorOpIn, Values: []string{"web", "web"}}}}
+	pod := st.MakePod().Namespace("ns").Name("incoming").Label("app", "web").
+		SpreadConstraint(1, zone, v1.DoNotSchedule, sel, nil, nil, nil, nil).Obj()
+	filterAll(t, pl, snapshot, pod)
+	// Two more web pods arrive on b: z1 has 1, z2 has 2, so z2 is blocked and z1 is not.
+	*snapshot = *cache.NewSnapshot([]*v1.Pod{appPod("p1", "a"), appPod("p2", "b"), appPod("p3", "b")}, nodes)
+	got := filterAll(t, pl, snapshot, pod)
+	want := map[string]string{"a": fwk.Success.String(), "b": fwk.Unschedulable.String() + podtopologyspread.ErrReasonConstraintsNotMatch}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Filter codes (-want +got):\n%s", diff)
+	}
+	for key, sc := range pl.index.selectors {
+		if sc.pods != 3 {
+			t.Errorf("selector %q counts %d pods, want 3", key, sc.pods)
+		}
+	}
+}
