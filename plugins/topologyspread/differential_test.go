@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"math/rand"
 	"slices"
 	"sync"
@@ -323,7 +324,8 @@ func (w *world) addNode() {
 
 func (w *world) randomPodLabels() map[string]string {
 	l := map[string]string{}
-	for k, values := range labelKeys {
+	for _, k := range slices.Sorted(maps.Keys(labelKeys)) {
+		values := labelKeys[k]
 		if w.rng.Intn(3) != 0 {
 			l[k] = w.pick(values)
 		}
@@ -379,7 +381,8 @@ func (w *world) randomSelector() *metav1.LabelSelector {
 		return &metav1.LabelSelector{}
 	}
 	s := &metav1.LabelSelector{}
-	for k, values := range labelKeys {
+	for _, k := range slices.Sorted(maps.Keys(labelKeys)) {
+		values := labelKeys[k]
 		switch w.rng.Intn(6) {
 		case 0, 1:
 			if s.MatchLabels == nil {
