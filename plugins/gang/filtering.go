@@ -15,6 +15,7 @@ import (
 	"k8s.io/kubernetes/pkg/scheduler/framework"
 	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
 
+	"github.com/workbench-scheduler/workbench-scheduler/pkg/narrowing"
 	"github.com/workbench-scheduler/workbench-scheduler/pkg/tierhint"
 )
 
@@ -195,6 +196,8 @@ func (pl *Gang) steerLocked(state fwk.CycleState, pod *v1.Pod, g *gang, spec uin
 	}
 	state.Write(preFilterStateKey, &preFilterState{gang: g.key, spec: spec, req: podRequest(pod), reserved: reserved})
 	if nodes.Len() > 0 {
+		// Later PreFilters that narrow by preference (GPUAffinity) must keep the planned nodes.
+		narrowing.Record(state, nodes)
 		return &fwk.PreFilterResult{NodeNames: nodes}, nil
 	}
 	return nil, nil

@@ -56,6 +56,25 @@ var (
 	idleNodesDesc = metrics.NewDesc("workbench_gpu_idle_nodes",
 		"GPU nodes with no GPU in use.", nil, nil, metrics.ALPHA, "")
 
+	// packingCandidates observes, per GPU pod whose cycle PreFilter could narrow, how many nodes
+	// could hold it: the nodes Score would rank without sampling.
+	packingCandidates = metrics.NewHistogram(&metrics.HistogramOpts{
+		Name: "workbench_gpuaffinity_packing_candidates",
+		Help: "GPU nodes with free units for a GPU pod's whole request that GPUAffinity's rules accept, " +
+			"per scheduling cycle PreFilter could narrow (within earlier plugins' narrowing).",
+		Buckets:        []float64{0, 1, 10, 50, 99, 250, 500, 1000, 2500, 5000},
+		StabilityLevel: metrics.ALPHA,
+	})
+	// narrowings counts PreFilter's decisions for GPU pods, and PostFilter's fallbacks.
+	narrowings = metrics.NewCounterVec(&metrics.CounterOpts{
+		Name: "workbench_gpuaffinity_narrowing_total",
+		Help: "GPU pods' scheduling cycles by what GPUAffinity's PreFilter did: narrowed (to the best-packed nodes), " +
+			"no_room (no node has free units: not narrowed), small_set (earlier plugins narrowed below the sampling floor), " +
+			"skipped (DRA, node-name affinity, gang planning over every tier), wide (retry after a fallback), " +
+			"and fallback (PostFilter: every narrowed node failed Filter).",
+		StabilityLevel: metrics.ALPHA,
+	}, []string{"outcome"})
+
 	registerOnce sync.Once
 	// inventorySource is the newest plugin instance; all profiles share the informers.
 	inventorySource atomic.Pointer[gpuInventory]
@@ -81,6 +100,7 @@ func registerMetrics(h fwk.Handle, pl *GPUAffinity) {
 	}
 	registerOnce.Do(func() {
 		legacyregistry.CustomMustRegister(rejections, &inventoryCollector{})
+		legacyregistry.MustRegister(packingCandidates, narrowings)
 	})
 }
 
@@ -202,3 +222,18 @@ func (inv *gpuInventory) summarize() (*gpuSummary, error) {
 	}
 	return s, nil
 }
+
+// Narrowing outcomes: the values of workbench_gpuaffinity_narrowing_total's outcome label.
+const (
+	narrowingNarrowed = "narrowed"
+	narrowingNoRoom   = "no_room"
+	narrowingSmallSet = "small_set"
+	narrowingSkipped  = "skipped"
+	narrowingWide     = "wide"
+	narrowingFallback = "fallback"
+)
+
+// countNarrowing costs a label lookup once per GPU pod's cycle, not per node.
+func countNarrowing(outcome string) { narrowings.WithLabelValues(outcome).Inc() }
+
+func observeCandidates(n int) { packingCandidates.Observe(float64(n)) }

@@ -7,10 +7,13 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/klog/v2"
@@ -30,6 +33,7 @@ const signFragmentKey = "workbench.dev/GPUAffinity"
 
 var (
 	_ fwk.PreFilterPlugin   = &GPUAffinity{}
+	_ fwk.PostFilterPlugin  = &GPUAffinity{}
 	_ fwk.FilterPlugin      = &GPUAffinity{}
 	_ fwk.PreScorePlugin    = &GPUAffinity{}
 	_ fwk.ScorePlugin       = &GPUAffinity{}
@@ -55,6 +59,13 @@ type GPUAffinity struct {
 	binPack             bool
 	// exemptionHint ends the CPU-pod rule's message: how a pod may opt in.
 	exemptionHint string
+	// index lists GPU nodes by resource and product, for PreFilter's narrowing; nil without
+	// informers (then nothing is narrowed).
+	index *gpuNodeIndex
+	// wide holds pods whose narrowed cycle failed, and when: they are scheduled without
+	// narrowing for wideTTL.
+	wideMu sync.Mutex
+	wide   map[types.UID]time.Time
 }
 
 // New builds the plugin from defaulted GPUAffinityArgs, validating them.
@@ -76,6 +87,7 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, err
 		denyCPUPods:         args.CPUPodsOnGPUNodes == config.CPUPodsOnGPUNodesDeny,
 		genericOnUnlabelled: args.GenericPodsOnUnlabelledGPUNodes,
 		binPack:             args.GPUScoring == config.GPUScoringBinPack,
+		wide:                map[types.UID]time.Time{},
 	}
 	pl.gpuNodeLabels = append(pl.gpuNodeLabels, args.ProductLabel)
 	if args.CountLabel != "" {
@@ -85,6 +97,11 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, err
 	if pl.gpuTaint != "" {
 		pl.exemptionHint = fmt.Sprintf(" unless they tolerate the %s taint", pl.gpuTaint)
 	}
+	index, err := newGPUNodeIndex(h, pl.classes, pl.productLabel)
+	if err != nil {
+		return nil, err
+	}
+	pl.index = index
 	registerMetrics(h, pl)
 	return pl, nil
 }

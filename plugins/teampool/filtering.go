@@ -16,6 +16,7 @@ import (
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
 
+	"github.com/workbench-scheduler/workbench-scheduler/pkg/narrowing"
 	"github.com/workbench-scheduler/workbench-scheduler/pkg/orgtree"
 	"github.com/workbench-scheduler/workbench-scheduler/pkg/tierhint"
 )
@@ -199,7 +200,11 @@ func (pl *TeamPool) PreFilter(ctx context.Context, cs fwk.CycleState, pod *v1.Po
 			return nil, nil
 		}
 		s.narrowedTo = tr.rank
-		return &fwk.PreFilterResult{NodeNames: pl.tierSets.get(membership, tr)}, nil
+		nodes := pl.tierSets.get(membership, tr)
+		// Recorded for plugins later in the chain that narrow by preference (GPUAffinity): they
+		// choose within the tier, so the framework's intersection cannot come out empty.
+		narrowing.Record(cs, nodes)
+		return &fwk.PreFilterResult{NodeNames: nodes}, nil
 	}
 	// No tier has room: Filter over every node the pod may use gives the usual reasons.
 	return nil, nil

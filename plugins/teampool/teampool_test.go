@@ -31,6 +31,7 @@ import (
 	configv1 "github.com/workbench-scheduler/workbench-scheduler/pkg/apis/config/v1"
 	workbenchv1alpha1 "github.com/workbench-scheduler/workbench-scheduler/pkg/apis/workbench/v1alpha1"
 	wbfake "github.com/workbench-scheduler/workbench-scheduler/pkg/generated/clientset/versioned/fake"
+	"github.com/workbench-scheduler/workbench-scheduler/pkg/narrowing"
 	"github.com/workbench-scheduler/workbench-scheduler/pkg/orgtree"
 )
 
@@ -167,6 +168,17 @@ func (h *harness) run(t *testing.T, pod *v1.Pod) outcome {
 	res, s := h.pl.PreFilter(ctx, state, pod, h.nodes)
 	if !s.IsSuccess() {
 		return outcome{PreFilter: s.Code().String() + ": " + s.Message()}
+	}
+	// Plugins later in the chain (GPUAffinity) narrow within what TeamPool narrowed to: it must
+	// record exactly the set it returns.
+	recorded := narrowing.Read(state)
+	if res.AllNodes() != (recorded == nil) {
+		t.Fatalf("PreFilter narrowed: %v; recorded a narrowing: %v", !res.AllNodes(), recorded != nil)
+	}
+	for _, ni := range h.nodes {
+		if name := ni.Node().Name; !res.AllNodes() && res.NodeNames.Has(name) != recorded.Has(name) {
+			t.Fatalf("node %s: in the PreFilterResult %v, recorded %v", name, res.NodeNames.Has(name), recorded.Has(name))
+		}
 	}
 	out := outcome{Rejected: map[string]string{}}
 	var feasible []fwk.NodeInfo

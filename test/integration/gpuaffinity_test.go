@@ -115,6 +115,12 @@ func TestGPUAffinityWithShippedConfig(t *testing.T) {
 		t.Errorf("fixed pod bound to %s, want it-gpu-a100", got)
 	}
 
+	// A generic pod asking for a whole node that no node has free: GPUAffinity's PreFilter finds
+	// no node that can hold it and does not narrow the cycle, so Filter runs on every node and
+	// counts its reasons (the CPU node: no_gpus; the H100: special_sku). A GPU pod that fits is
+	// narrowed to nodes Filter accepts, and counts none.
+	createPod(t, workbenchPod(ns, "too-big", "8", nil))
+
 	// What /metrics serves: the scheduler registers into the process's legacy registry. The
 	// gauges read the scheduler's informer cache, which may trail the apiserver, and are
 	// recomputed at most every 10 s: poll for longer than that.
