@@ -57,10 +57,23 @@ test-unit:
 test-integration:
 	$(GO) test -count=1 -timeout 20m $(INTEGRATION_PKGS)
 
-# Benchmarks print the ratio to upstream measured in the same run and write bench/results/*.json.
+# Benchmarks print the ratio to upstream measured in the same run. They write their raw outputs
+# to BENCH_OUT, untracked, so that a run never changes the published figures: `git status` stays
+# clean. Publishing into bench/results/ and bench/RESULTS.md is a separate step, bench-publish.
+# Every output records the commit it measured (refused without one: run from a git checkout),
+# whether the working tree differed from it (untracked files included), the CPU, cores, Go
+# version and date.
+BENCH_OUT ?= bench/results/local
+PERF_OUT := $(BENCH_OUT)/perf
+# bench-code sets commit and dirty in a recipe's shell, or fails it.
+bench-code = commit=$$(git rev-parse --short HEAD) || { echo "$@: no git commit: benchmark outputs record the commit they measured" >&2; exit 1; }; \
+  dirty=false; [ -z "$$(git status --porcelain)" ] || dirty=true
+# bench-header prints the provenance line raw text outputs start with (after bench-code).
+bench-header = echo "\# commit $$commit, dirty $$dirty, cpu $$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1), $$(nproc) cores, $$($(GO) env GOVERSION) $$($(GO) env GOOS)/$$($(GO) env GOARCH), $$(date -u +%Y-%m-%dT%H:%MZ)"
+
 # scheduler_perf quick set (500 nodes): every upstream shape with upstream's profile and with
-# ours, twice in the order A B B A; regenerates the perf section of bench/RESULTS.md and
-# bench/perf-throughput.svg.
+# ours, twice in the order A B B A; about 6 minutes on 2 cores (the run of 2026-11-23: 19:15 to
+# 19:20). Writes $(PERF_OUT)/report.md and its chart; bench-publish publishes them.
 bench: bin/etcd
 	$(MAKE) perf PERF_LABEL=quick PERF_REPEAT=2
 
@@ -69,22 +82,24 @@ bench: bin/etcd
 bench-large: bin/etcd
 	$(MAKE) perf PERF_LABEL=large
 
-# Uber scale: 7,500 nodes, 200,000 running pods, 10,000 measured. Run it in the background:
+# Uber scale: 7,500 nodes, 200,000 running pods, 10,000 measured; about 35 minutes on 2 cores,
+# 5 of them per side creating the running pods (the run of 2026-11-23: 18:16 to 18:50). Run it in
+# the background:
 #   nohup make bench-xlarge > bench-xlarge.log 2>&1 &
 bench-xlarge: bin/etcd
 	$(MAKE) perf PERF_LABEL=xlarge
 
 # TeamPool at 5,000 nodes: the shipped profile beside itself without TeamPool, in the order
-# A B B A, throughput and adherence (pods in their team's best tier with room); regenerates the
-# TeamPool table in bench/RESULTS.md. PERF_LABEL=teampool-quick is the 500-node version.
+# A B B A, throughput and adherence (pods in their team's best tier with room); about 10 minutes
+# (the run of 2026-12-01: 19:08 to 19:17). PERF_LABEL=teampool-quick is the 500-node version.
 bench-teampool: bin/etcd
 	$(MAKE) perf PERF_LABEL=teampool PERF_REPEAT=2
 
 # Sessions at 5,000 nodes: session gangs (PodGroups of 1-8 members, some with GPUs) arriving
 # among batch pods; upstream's default profile (no gang scheduling: a throughput reference only)
-# beside the shipped profile, in the order A B B A. Prints, per case, the time from a gang's last
-# member created to all its members bound (p50, p99); regenerates the Sessions table in
-# bench/RESULTS.md. bench-sessions-quick is the 500-node version, run once per side.
+# beside the shipped profile, in the order A B B A; about 10 minutes (the run of 2026-12-01: 21:28
+# to 21:38). Prints, per case, the time from a gang's last member created to all its members
+# bound (p50, p99). bench-sessions-quick is the 500-node version, run once per side (2 minutes).
 bench-sessions: bin/etcd
 	$(MAKE) perf PERF_LABEL=sessions PERF_REPEAT=2
 
@@ -102,48 +117,81 @@ PERF_SHAPES_teampool := TeamPool
 PERF_SHAPES_teampool-quick := TeamPool
 PERF_SHAPES_sessions := Sessions
 PERF_SHAPES_sessions-quick := Sessions
-.PHONY: perf bench-large bench-xlarge bench-sessions bench-sessions-quick
-# One process per test case, so each case's peak RSS is its own. Progress (pods scheduled so
-# far) is printed every ~20 s; full logs go to bench/results/perf/logs/.
+.PHONY: perf bench-large bench-xlarge bench-sessions bench-sessions-quick bench-publish verify-bench
+# One process per test case, so each case's peak RSS is its own. The test prints progress to
+# stderr every 30 s (pods and nodes created so far, pods the scheduler bound); stdout is filtered
+# down to each case's result. Result files and run records go to $(PERF_OUT), full logs of failed
+# cases to $(PERF_OUT)/logs/; the tables of this invocation's label to $(PERF_OUT)/report.md.
 perf:
-	mkdir -p bench/results/perf/logs
-	$(GO) test -c -o bin/perf.test ./bench/perf
-	run=$$(date -u +%Y%m%dT%H%M%SZ); commit=$$(git rev-parse --short HEAD)$$(git diff --quiet HEAD -- . || echo +dirty); \
+	@$(bench-code); echo "perf: commit $$commit, working tree dirty: $$dirty"; \
+	mkdir -p $(PERF_OUT)/logs && $(GO) test -c -o bin/perf.test ./bench/perf || exit 1; \
+	run=$$(date -u +%Y%m%dT%H%M%SZ); \
 	for shape in $(PERF_SHAPES_$(PERF_LABEL)); do \
 	  base=upstream; [ $$shape = TeamPool ] && base=noteampool; \
 	  order="$$base workbench"; [ "$(PERF_REPEAT)" = 2 ] && order="$$base workbench workbench $$base"; \
 	  for side in $$order; do \
 	    echo "== $$(date -u +%H:%M:%S) $${shape}_$$side ($(PERF_LABEL))"; \
-	    (cd bench/perf && PATH=$(CURDIR)/bin:$$PATH ARTIFACTS=$(CURDIR)/bench/results/perf/logs \
-	      PERF_RUN=$$run PERF_COMMIT=$$commit PERF_CASE=$${shape}_$$side ../../bin/perf.test -test.run '^$$' \
+	    (cd bench/perf && PATH=$(CURDIR)/bin:$$PATH ARTIFACTS=$(abspath $(PERF_OUT))/logs \
+	      PERF_RUN=$$run PERF_COMMIT=$$commit PERF_DIRTY=$$dirty PERF_CASE=$${shape}_$$side ../../bin/perf.test -test.run '^$$' \
 	      -test.bench "BenchmarkPerfScheduling/^$${shape}_$$side\$$/" -test.benchtime 1x -test.timeout $(PERF_TIMEOUT) \
-	      -perf-scheduling-label-filter=$(PERF_LABEL) -data-items-dir=../results/perf) \
+	      -perf-scheduling-label-filter=$(PERF_LABEL) -data-items-dir=$(abspath $(PERF_OUT))) \
 	    | awk '/^Benchmark/ {t = "no throughput samples"; for (i = 2; i <= NF; i++) if ($$i == "SchedulingThroughput/Average") t = $$(i-1) " pods/s"; print $$1, t; fflush()} \
-	           /pods: want/ {if (n++ % 20 == 0) {sub(/^.*namespace:/, "  progress: namespace:"); print; fflush()}} \
 	           /^(ok|FAIL|PASS|--- FAIL)/ || /^TeamPool adherence|not in best tier|^Sessions gang latency/ {print; fflush()}' || exit 1; \
 	  done; \
 	done
-	case "$(PERF_LABEL)" in smoke) ;; teampool*) $(GO) run ./bench/cmd/perfreport -section teampool;; \
-	  sessions*) $(GO) run ./bench/cmd/perfreport -section sessions;; *) $(GO) run ./bench/cmd/perfreport;; esac
+	section=; case "$(PERF_LABEL)" in smoke) ;; teampool*) section=teampool;; sessions*) section=sessions;; *) section=perf;; esac; \
+	[ -z "$$section" ] || $(GO) run ./bench/cmd/perfreport -section $$section -results $(PERF_OUT) \
+	  -out $(PERF_OUT)/report.md -chart $(PERF_OUT)/perf-throughput.svg
+
+# Publishing is explicit: it copies the raw outputs in BENCH_OUT (run records with their result
+# files and CPU profiles; bench-micro and bench-gpu outputs) into the tracked bench/results/ and
+# regenerates the generated sections of bench/RESULTS.md and bench/perf-throughput.svg from every
+# raw file there. Delete from BENCH_OUT first what should not be published; then read git diff,
+# update the prose that quotes the figures, and commit. verify-bench checks the result.
+bench-publish:
+	@shopt -s nullglob; n=0; \
+	for rec in $(PERF_OUT)/*.run; do \
+	  grep -q '"label": "smoke"' $$rec && continue; base=$${rec%.run}; \
+	  cp -p $$base.run $$base.json $$base-*.pprof bench/results/perf/ || exit 1; n=$$((n+1)); \
+	done; \
+	for f in $(BENCH_OUT)/micro-*.txt $(BENCH_OUT)/gpu-*.txt $(BENCH_OUT)/gpu-*.json; do cp -p $$f bench/results/ || exit 1; n=$$((n+1)); done; \
+	echo "bench-publish: $$n run record(s) and raw output(s) copied from $(BENCH_OUT) to bench/results/"
+	$(GO) run ./bench/cmd/perfreport -section all
+
+# The generated sections of bench/RESULTS.md and the chart are what the committed raw files in
+# bench/results/perf give (part of verify).
+verify-bench:
+	$(GO) test -count=1 -run 'TestPublishedResultsUpToDate' ./bench/cmd/perfreport
 
 # scheduler_perf starts etcd from PATH; this builds it from the module proxy.
 bin/etcd:
 	$(GO) build -o bin/etcd ./bench/cmd/etcd
 
-# GPU placement and overhead: the real scheduler with upstream's default profile, then ours.
+# GPU placement and overhead: the real scheduler with upstream's default profile, then ours;
+# about 3 minutes. Writes $(BENCH_OUT)/gpu-*.json and the test's output, with a provenance
+# header, to $(BENCH_OUT)/gpu-<time>.txt.
 bench-gpu:
-	$(GO) test -count=1 -run 'TestGPUFragmentation|TestGPUAffinityAttemptOverhead' -timeout 60m -v ./bench/ -workbench.bench
+	@$(bench-code); mkdir -p $(BENCH_OUT); out=$(BENCH_OUT)/gpu-$$(date -u +%Y%m%dT%H%MZ).txt; \
+	{ $(bench-header); echo "# make bench-gpu"; } > $$out; echo "bench-gpu: writing $$out"; \
+	PERF_COMMIT=$$commit PERF_DIRTY=$$dirty $(GO) test -count=1 -run 'TestGPUFragmentation|TestGPUAffinityAttemptOverhead' -timeout 60m -v ./bench/ \
+	  -workbench.bench -workbench.out=$(abspath $(BENCH_OUT)) 2>&1 | tee -a $$out
 
 # Plugin hot paths on in-memory snapshots (7,500 nodes, 200,000 pods; TeamPool: 7,500 nodes,
 # 200 pools; Gang: one 8-member GPU gang's admission decision with the shipped profile's
-# plugins). MICRO selects benchmarks by name, e.g. make bench-micro MICRO=TeamPool.
+# plugins). MICRO selects benchmarks by name, e.g. make bench-micro MICRO=TeamPool. The output,
+# with a provenance header, goes to $(BENCH_OUT)/micro-<selection>-<time>.txt.
 MICRO ?= .
 bench-micro:
-	$(GO) test -count=1 -run '^$$' -bench '$(MICRO)' -benchtime 200x -timeout 60m ./bench/
+	@$(bench-code); mkdir -p $(BENCH_OUT); \
+	sel=$$(printf '%s' '$(MICRO)' | sed 's/[^A-Za-z0-9]\{1,\}/-/g; s/^-//; s/-$$//'); [ -n "$$sel" ] || sel=all; \
+	out=$(BENCH_OUT)/micro-$$sel-$$(date -u +%Y%m%dT%H%MZ).txt; \
+	{ $(bench-header); echo "# make bench-micro MICRO='$(MICRO)'"; } > $$out; echo "bench-micro: writing $$out"; \
+	$(GO) test -count=1 -run '^$$' -bench '$(MICRO)' -benchtime 200x -timeout 60m ./bench/ 2>&1 | tee -a $$out
 
 verify:
 	@out=$$(gofmt -l cmd pkg plugins test manifests bench hack); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(MAKE) verify-bench
 	$(GO) mod tidy -diff
 	cd hack/image && $(GO) mod tidy -diff && $(GO) vet ./...
 	$(MAKE) generate

@@ -6,6 +6,7 @@ package perf
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -14,10 +15,14 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	perf "k8s.io/kubernetes/test/integration/scheduler_perf"
+	"k8s.io/kubernetes/test/utils/client-go/ktesting"
 	"sigs.k8s.io/yaml"
 
 	"github.com/workbench-scheduler/workbench-scheduler/bench/perfrun"
@@ -33,12 +38,22 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	start := time.Now()
+	run := os.Getenv("PERF_RUN")
+	// A run that could not be recorded is refused before it starts, not after an hour.
+	var prov perfrun.Provenance
+	if run != "" {
+		var err error
+		if prov, err = perfrun.Current(); err != nil {
+			fmt.Fprintf(os.Stderr, "not running %s: %v\n", os.Getenv("PERF_CASE"), err)
+			os.Exit(1)
+		}
+	}
 	if c := os.Getenv("PERF_CASE"); c != "" {
 		go reportProgress(c, os.Getenv("ARTIFACTS"), 30*time.Second)
 	}
 	code := m.Run()
-	if run := os.Getenv("PERF_RUN"); run != "" && code == 0 {
-		if err := writeRunRecord(run, os.Getenv("PERF_CASE"), start); err != nil {
+	if run != "" && code == 0 {
+		if err := writeRunRecord(run, os.Getenv("PERF_CASE"), prov, start); err != nil {
 			fmt.Fprintf(os.Stderr, "recording the run: %v\n", err)
 			code = 1
 		}
@@ -46,8 +61,67 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// reportProgress prints, every interval, how many pods the scheduler has bound so far in the
-// running workload, read from the newest per-test log scheduler_perf writes under dir.
+// progressClient is the running workload's apiserver client, for reportProgress; nil outside a
+// workload.
+var progressClient struct {
+	sync.Mutex
+	c kubernetes.Interface
+}
+
+// watchProgress lets reportProgress count the workload's pods and nodes until it ends.
+func watchProgress(tCtx ktesting.TContext) {
+	progressClient.Lock()
+	progressClient.c = tCtx.Client()
+	progressClient.Unlock()
+	tCtx.Cleanup(func() {
+		progressClient.Lock()
+		progressClient.c = nil
+		progressClient.Unlock()
+	})
+}
+
+// clusterSize counts the pods and nodes in the apiserver with one-item lists: the count comes
+// from remainingItemCount, so no pod or node is copied, however large the cluster.
+func clusterSize() string {
+	progressClient.Lock()
+	c := progressClient.c
+	progressClient.Unlock()
+	if c == nil {
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	count := func(list func() (metav1.ListInterface, int, error)) string {
+		meta, n, err := list()
+		if err != nil {
+			return "?"
+		}
+		if rest := meta.GetRemainingItemCount(); rest != nil {
+			n += int(*rest)
+		}
+		return strconv.Itoa(n)
+	}
+	pods := count(func() (metav1.ListInterface, int, error) {
+		l, err := c.CoreV1().Pods("").List(ctx, metav1.ListOptions{Limit: 1})
+		if err != nil {
+			return nil, 0, err
+		}
+		return l, len(l.Items), nil
+	})
+	nodes := count(func() (metav1.ListInterface, int, error) {
+		l, err := c.CoreV1().Nodes().List(ctx, metav1.ListOptions{Limit: 1})
+		if err != nil {
+			return nil, 0, err
+		}
+		return l, len(l.Items), nil
+	})
+	return fmt.Sprintf("%s pods and %s nodes in the cluster, ", pods, nodes)
+}
+
+// reportProgress prints, every interval, how many pods and nodes the running workload has
+// created (so that a long setup of pods created already bound, as Uber's, does not read as 0)
+// and how many pods the scheduler has bound, read from the newest per-test log scheduler_perf
+// writes under dir. It writes to stderr: make perf filters only the test's stdout.
 func reportProgress(testCase, dir string, interval time.Duration) {
 	var file string
 	var offset int64
@@ -79,11 +153,11 @@ func reportProgress(testCase, dir string, interval time.Duration) {
 			offset += int64(len(data))
 			bound += bytes.Count(data, []byte("Successfully bound pod to node"))
 		}
-		fmt.Fprintf(os.Stderr, "  progress %s %s: %d pods bound by the scheduler\n", time.Now().UTC().Format("15:04:05"), testCase, bound)
+		fmt.Fprintf(os.Stderr, "  progress %s %s: %s%d pods bound by the scheduler\n", time.Now().UTC().Format("15:04:05"), testCase, clusterSize(), bound)
 	}
 }
 
-func writeRunRecord(run, testCase string, start time.Time) error {
+func writeRunRecord(run, testCase string, prov perfrun.Provenance, start time.Time) error {
 	dir := flag.Lookup("data-items-dir").Value.String()
 	files, err := filepath.Glob(filepath.Join(dir, "BenchmarkPerfScheduling_*.json"))
 	if err != nil {
@@ -110,14 +184,32 @@ func writeRunRecord(run, testCase string, start time.Time) error {
 		return err
 	}
 	// CPU profiles the workload asked for get this run's name, so the next case keeps its own.
+	base := strings.TrimSuffix(results, ".json")
 	for _, profile := range []string{"cpu-setup.pprof", "cpu-measured.pprof"} {
 		if st, err := os.Stat(filepath.Join(dir, profile)); err == nil && !st.ModTime().Before(start) {
-			if err := os.Rename(filepath.Join(dir, profile), filepath.Join(dir, strings.TrimSuffix(results, ".json")+"-"+profile)); err != nil {
+			if err := os.Rename(filepath.Join(dir, profile), filepath.Join(dir, base+"-"+profile)); err != nil {
 				return err
 			}
 		}
 	}
-	data, err := json.MarshalIndent(perfrun.Record{Run: run, Case: testCase, Label: flag.Lookup("perf-scheduling-label-filter").Value.String(), Commit: os.Getenv("PERF_COMMIT"), Results: results, PeakRSSBytes: peak,
+	// So does scheduler_perf's throughput over time (<case>_<workload>_<topic>_<RFC 3339>.dat):
+	// its topic is "workbench" whichever profile ran, and its time has colons.
+	dats, err := filepath.Glob(filepath.Join(dir, "*.dat"))
+	if err != nil {
+		return err
+	}
+	for _, f := range dats {
+		if st, err := os.Stat(f); err == nil && !st.ModTime().Before(start) {
+			if err := os.Rename(f, filepath.Join(dir, base+"-progress.dat")); err != nil {
+				return err
+			}
+		}
+	}
+	prov.Date = time.Now().UTC().Format(time.RFC3339)
+	if err := prov.Validate(); err != nil {
+		return err
+	}
+	data, err := json.MarshalIndent(perfrun.Record{Run: run, Case: testCase, Label: flag.Lookup("perf-scheduling-label-filter").Value.String(), Provenance: prov, Results: results, PeakRSSBytes: peak,
 		TeamPool: adherence, Sessions: gangLatency}, "", "  ")
 	if err != nil {
 		return err
@@ -153,7 +245,10 @@ func BenchmarkPerfScheduling(b *testing.B) {
 	// binds the Dense workload's 50,000 initial pods at ~50 pods/s falling to ~38 (measured),
 	// which does not fit. The per-test cap of 30 minutes is upstream's and cannot be raised.
 	perf.RunBenchmarkPerfScheduling(b, "config.yaml", "workbench", registry, perf.WithPodsSchedulingTimeout(28*time.Minute),
-		perf.WithPrepareFn(prepareCluster))
+		perf.WithPrepareFn(func(tCtx ktesting.TContext) error {
+			watchProgress(tCtx)
+			return prepareCluster(tCtx)
+		}))
 }
 
 // writeProfiles derives the schedulers' configurations from the shipped file: scheduler_perf's

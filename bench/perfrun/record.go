@@ -2,14 +2,15 @@
 // and bench/cmd/perfreport reads: one per process, i.e. per test case and repeat.
 package perfrun
 
-// Record ties one process's scheduler_perf result file to its run, its test case and the
+// Record ties one process's scheduler_perf result file to its run, its test case, the code
+// and machine it measured (Provenance, whose fields sit at the top level of the JSON) and the
 // process's peak RSS. make perf runs one test case per process, so the peak is that case's:
 // apiserver and scheduler (in-process), not etcd (a child process).
 type Record struct {
-	Run          string `json:"run"`
-	Case         string `json:"case"`
-	Label        string `json:"label"`
-	Commit       string `json:"commit"`
+	Run   string `json:"run"`
+	Case  string `json:"case"`
+	Label string `json:"label"`
+	Provenance
 	Results      string `json:"results"`
 	PeakRSSBytes int64  `json:"peakRSSBytes"`
 	// TeamPool is where the TeamPool workload's pods went, checked after the run; nil for

@@ -2,7 +2,11 @@
 // one row per workload, upstream's profile beside ours from the same run, with a chart
 // (-section perf); or the TeamPool workload, the shipped profile beside itself without TeamPool,
 // with the placement check (-section teampool); or the Sessions workload, upstream's profile
-// beside ours with the gangs' time to be bound (-section sessions).
+// beside ours with the gangs' time to be bound (-section sessions); or all three (-section all).
+//
+// Each section says, per run, the commit and machine its run records carry, never those of the
+// machine that generates it; the output depends on the result files only, so a test can check
+// that the published sections are up to date with them.
 package main
 
 import (
@@ -11,12 +15,9 @@ import (
 	"fmt"
 	"html"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/workbench-scheduler/workbench-scheduler/bench/perfrun"
 )
@@ -57,6 +58,8 @@ type row struct {
 	shape, workload, run, commit string
 	upstream                     side
 	workbench                    side
+	// provs are the provenances of the row's records, one per distinct code and machine.
+	provs []perfrun.Provenance
 }
 
 // result is one side of one workload from one process.
@@ -65,16 +68,17 @@ type result struct {
 	throughput, p50, p99, rssMB            float64
 	adherence                              *perfrun.Adherence
 	gangs                                  *perfrun.GangLatency
+	prov                                   perfrun.Provenance
 }
 
 func main() {
 	resultsDir := flag.String("results", "bench/results/perf", "directory scheduler_perf wrote its data items and run records to")
-	out := flag.String("out", "bench/RESULTS.md", "markdown file whose perf section is regenerated")
-	chart := flag.String("chart", "bench/perf-throughput.svg", "SVG chart to write")
-	section := flag.String("section", "perf", "section to regenerate: perf (upstream beside workbench), teampool or sessions")
+	out := flag.String("out", "bench/RESULTS.md", "markdown file whose generated sections are regenerated (created if missing)")
+	chart := flag.String("chart", "bench/perf-throughput.svg", "SVG chart to write with the perf section")
+	section := flag.String("section", "perf", "section to regenerate: perf (upstream beside workbench), teampool, sessions or all")
 	flag.Parse()
-	if *section != "perf" && *section != "teampool" && *section != "sessions" {
-		fmt.Fprintf(os.Stderr, "perfreport: -section must be perf, teampool or sessions, not %q\n", *section)
+	if *section != "perf" && *section != "teampool" && *section != "sessions" && *section != "all" {
+		fmt.Fprintf(os.Stderr, "perfreport: -section must be perf, teampool, sessions or all, not %q\n", *section)
 		os.Exit(2)
 	}
 	if err := run(*resultsDir, *out, *chart, *section); err != nil {
@@ -83,16 +87,97 @@ func main() {
 	}
 }
 
+// sectionNames are the sections -section all regenerates, in order.
+var sectionNames = []string{"perf", "teampool", "sessions"}
+
 func run(resultsDir, out, chart, section string) error {
-	records, err := filepath.Glob(filepath.Join(resultsDir, "*.run"))
+	results, notes, err := load(resultsDir)
+	if err != nil {
+		return err
+	}
+	old, err := os.ReadFile(out)
+	if err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	doc := string(old)
+	sections := []string{section}
+	if section == "all" {
+		sections = sectionNames
+	}
+	for _, name := range sections {
+		var svg string
+		var summary []string
+		doc, svg, summary, err = generate(name, results, notes, doc, filepath.Base(chart))
+		if err != nil {
+			return fmt.Errorf("%s: %w", resultsDir, err)
+		}
+		for _, line := range summary {
+			fmt.Println(line)
+		}
+		if svg != "" {
+			if err := os.WriteFile(chart, []byte(svg), 0o644); err != nil {
+				return err
+			}
+		}
+	}
+	return os.WriteFile(out, []byte(doc), 0o644)
+}
+
+// stale regenerates every section from the result files in dir and names what differs from
+// doc (a RESULTS.md) and chart (its SVG): the published figures must be those of the committed
+// raw files.
+func stale(dir, doc, chart, chartName string) ([]string, error) {
+	results, notes, err := load(dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	want := doc
+	for _, name := range sectionNames {
+		var svg string
+		if want, svg, _, err = generate(name, results, notes, want, chartName); err != nil {
+			return nil, err
+		}
+		if svg != "" && svg != chart {
+			out = append(out, chartName)
+		}
+	}
+	if want != doc {
+		out = append(out, firstDifference(doc, want))
+	}
+	return out, nil
+}
+
+// firstDifference describes the first line where have and want differ.
+func firstDifference(have, want string) string {
+	h, w := strings.Split(have, "\n"), strings.Split(want, "\n")
+	for i := 0; i < max(len(h), len(w)); i++ {
+		var hl, wl string
+		if i < len(h) {
+			hl = h[i]
+		}
+		if i < len(w) {
+			wl = w[i]
+		}
+		if hl != wl {
+			return fmt.Sprintf("line %d is\n\t%s\nwhere the raw files give\n\t%s", i+1, hl, wl)
+		}
+	}
+	return "the document differs"
+}
+
+// load reads every run record in dir and its result file, and the notes on records that
+// predate provenance (notesFile, optional).
+func load(dir string) ([]result, *provenanceNotes, error) {
+	records, err := filepath.Glob(filepath.Join(dir, "*.run"))
 	if err != nil || len(records) == 0 {
-		return fmt.Errorf("no run records (*.run) in %s: run make bench", resultsDir)
+		return nil, nil, fmt.Errorf("no run records (*.run) in %s: run make bench", dir)
 	}
 	var results []result
 	for _, file := range records {
 		var rec perfrun.Record
 		if err := readJSON(file, &rec); err != nil {
-			return err
+			return nil, nil, err
 		}
 		if rec.Label == "smoke" {
 			continue
@@ -100,65 +185,53 @@ func run(resultsDir, out, chart, section string) error {
 		var doc struct {
 			DataItems []dataItem `json:"dataItems"`
 		}
-		if err := readJSON(filepath.Join(resultsDir, rec.Results), &doc); err != nil {
-			return err
+		if err := readJSON(filepath.Join(dir, rec.Results), &doc); err != nil {
+			return nil, nil, err
 		}
 		for _, r := range collect(doc.DataItems) {
-			r.run, r.commit = rec.Run, rec.Commit
+			r.run, r.commit, r.prov = rec.Run, commitCell(rec.Provenance), rec.Provenance
 			r.rssMB = float64(rec.PeakRSSBytes) / (1 << 20)
 			r.adherence = rec.TeamPool
 			r.gangs = rec.Sessions
 			results = append(results, r)
 		}
 	}
-	if section == "teampool" {
+	notes := &provenanceNotes{}
+	if err := readJSON(filepath.Join(dir, notesFile), notes); err != nil && !os.IsNotExist(err) {
+		return nil, nil, err
+	}
+	return results, notes, nil
+}
+
+// generate regenerates one section of doc from the results: the new document, the chart for
+// the perf section (empty for the others) and the lines to print.
+func generate(section string, results []result, notes *provenanceNotes, doc, chart string) (string, string, []string, error) {
+	var summary []string
+	switch section {
+	case "teampool":
 		rows := combine(results, "noteampool")
 		if len(rows) == 0 {
-			return fmt.Errorf("no TeamPool workload in %s has both a noteampool and a workbench result from one run", resultsDir)
+			return "", "", nil, fmt.Errorf("no TeamPool workload has both a noteampool and a workbench result from one run")
 		}
 		for _, r := range rows {
-			fmt.Println(teamPoolSummary(r))
+			summary = append(summary, teamPoolSummary(r))
 		}
-		old, err := os.ReadFile(out)
-		if err != nil {
-			return err
-		}
-		doc, err := spliceBetween(string(old), teamPoolMarkdown(rows), teamPoolBeginMarker, teamPoolEndMarker)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(out, []byte(doc), 0o644)
-	}
-	if section == "sessions" {
+		return spliceBetween(doc, teamPoolMarkdown(rows, notes), teamPoolBeginMarker, teamPoolEndMarker), "", summary, nil
+	case "sessions":
 		rows := combine(shapes(results, func(shape string) bool { return shape == sessionsShape }), "upstream")
 		if len(rows) == 0 {
-			return fmt.Errorf("no Sessions workload in %s has both an upstream and a workbench result from one run", resultsDir)
+			return "", "", nil, fmt.Errorf("no Sessions workload has both an upstream and a workbench result from one run")
 		}
 		for _, r := range rows {
-			fmt.Println(sessionsSummary(r))
+			summary = append(summary, sessionsSummary(r))
 		}
-		old, err := os.ReadFile(out)
-		if err != nil {
-			return err
-		}
-		doc, err := spliceBetween(string(old), sessionsMarkdown(rows), sessionsBeginMarker, sessionsEndMarker)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(out, []byte(doc), 0o644)
+		return spliceBetween(doc, sessionsMarkdown(rows, notes), sessionsBeginMarker, sessionsEndMarker), "", summary, nil
 	}
 	rows := combine(shapes(results, func(shape string) bool { return shape != sessionsShape }), "upstream")
 	if len(rows) == 0 {
-		return fmt.Errorf("no workload in %s has both an upstream and a workbench result from one run", resultsDir)
+		return "", "", nil, fmt.Errorf("no workload has both an upstream and a workbench result from one run")
 	}
-	if err := os.WriteFile(chart, []byte(svg(rows)), 0o644); err != nil {
-		return err
-	}
-	old, err := os.ReadFile(out)
-	if err != nil && !os.IsNotExist(err) {
-		return err
-	}
-	return os.WriteFile(out, []byte(splice(string(old), markdown(rows, filepath.Base(chart)))), 0o644)
+	return spliceBetween(doc, markdown(rows, chart, notes), beginMarker, endMarker), svg(rows), nil, nil
 }
 
 func readJSON(file string, v any) error {
@@ -190,6 +263,7 @@ func combine(results []result, baseline string) []*row {
 		if r.sideName == "workbench" {
 			s = &rw.workbench
 		}
+		rw.addProvenance(r.prov)
 		n := float64(s.runs)
 		s.throughput = (s.throughput*n + r.throughput) / (n + 1)
 		s.attemptP50 = (s.attemptP50*n + r.p50) / (n + 1)
@@ -293,13 +367,12 @@ func cutLast(s, sep string) (string, string, bool) {
 	return s[:i], s[i+len(sep):], true
 }
 
-func markdown(rows []*row, chart string) string {
+func markdown(rows []*row, chart string, notes *provenanceNotes) string {
 	var b strings.Builder
 	fmt.Fprintln(&b, beginMarker)
 	fmt.Fprintln(&b, "## scheduler_perf: upstream's default profile beside ours")
 	fmt.Fprintln(&b)
-	fmt.Fprintf(&b, "Machine: %d cores, %s. Generated %s at commit %s from bench/results/perf/ (run records `*.run`).\n\n",
-		runtime.NumCPU(), cpuModel(), time.Now().UTC().Format("2006-01-02"), commit())
+	b.WriteString(provenanceMarkdown(rows, notes))
 	fmt.Fprintln(&b, "| workload | run (commit) | upstream pods/s | workbench pods/s | ratio | attempt p50 up / wb | attempt p99 up / wb | peak RSS up / wb | repeats |")
 	fmt.Fprintln(&b, "|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rows {
@@ -371,11 +444,10 @@ func podsOf(a *perfrun.Adherence) int {
 	return a.Pods
 }
 
-func teamPoolMarkdown(rows []*row) string {
+func teamPoolMarkdown(rows []*row, notes *provenanceNotes) string {
 	var b strings.Builder
 	fmt.Fprintln(&b, teamPoolBeginMarker)
-	fmt.Fprintf(&b, "Machine: %d cores, %s. Generated %s at commit %s from bench/results/perf/ (run records `*.run`).\n\n",
-		runtime.NumCPU(), cpuModel(), time.Now().UTC().Format("2006-01-02"), commit())
+	b.WriteString(provenanceMarkdown(rows, notes))
 	fmt.Fprintln(&b, "| workload | run (commit) | pods/s without / with TeamPool | ratio | in best tier with room, without / with | placements with TeamPool | attempt p50 without / with | attempt p99 without / with | peak RSS without / with | repeats |")
 	fmt.Fprintln(&b, "|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rows {
@@ -422,14 +494,13 @@ func sessionsSummary(r *row) string {
 		within(r.workbench.gangs), within(r.upstream.gangs))
 }
 
-func sessionsMarkdown(rows []*row) string {
+func sessionsMarkdown(rows []*row, notes *provenanceNotes) string {
 	p50 := func(g *perfrun.GangLatency) float64 { return g.P50Ms }
 	p99 := func(g *perfrun.GangLatency) float64 { return g.P99Ms }
 	gpu := func(g *perfrun.GangLatency) float64 { return g.GPUP99Ms }
 	var b strings.Builder
 	fmt.Fprintln(&b, sessionsBeginMarker)
-	fmt.Fprintf(&b, "Machine: %d cores, %s. Generated %s at commit %s from bench/results/perf/ (run records `*.run`).\n\n",
-		runtime.NumCPU(), cpuModel(), time.Now().UTC().Format("2006-01-02"), commit())
+	b.WriteString(provenanceMarkdown(rows, notes))
 	fmt.Fprintln(&b, "| workload | run (commit) | pods/s up / wb | ratio | gang p50 up / wb | gang p99 up / wb | GPU gang p99 up / wb | gangs bound within 2 s, wb | attempt p50 up / wb | attempt p99 up / wb | peak RSS up / wb | repeats |")
 	fmt.Fprintln(&b, "|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rows {
@@ -455,22 +526,13 @@ func sessionsMarkdown(rows []*row) string {
 	return b.String()
 }
 
-// spliceBetween replaces the text from begin to end (markers included); both must be present.
-func spliceBetween(doc, section, begin, end string) (string, error) {
+// spliceBetween replaces the text from begin to end (markers included), or appends the section
+// when the document has no such section (a new local report).
+func spliceBetween(doc, section, begin, end string) string {
 	i := strings.Index(doc, begin)
 	j := strings.Index(doc, end)
-	if i < 0 || j < i {
-		return "", fmt.Errorf("no %q ... %q section in the output file", begin, end)
-	}
-	return doc[:i] + section + strings.TrimPrefix(doc[j+len(end):], "\n"), nil
-}
-
-// splice replaces the generated section, or appends it.
-func splice(doc, section string) string {
-	i := strings.Index(doc, beginMarker)
-	j := strings.Index(doc, endMarker)
 	if i >= 0 && j > i {
-		return doc[:i] + section + doc[j+len(endMarker)+1:]
+		return doc[:i] + section + strings.TrimPrefix(doc[j+len(end):], "\n")
 	}
 	if doc != "" && !strings.HasSuffix(doc, "\n\n") {
 		doc += "\n"
@@ -502,25 +564,4 @@ func svg(rows []*row) string {
 	}
 	b.WriteString("</svg>\n")
 	return b.String()
-}
-
-func cpuModel() string {
-	data, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return "unknown CPU"
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if strings.HasPrefix(line, "model name") {
-			return strings.TrimSpace(strings.SplitN(line, ":", 2)[1])
-		}
-	}
-	return "unknown CPU"
-}
-
-func commit() string {
-	out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output()
-	if err != nil {
-		return "unknown"
-	}
-	return strings.TrimSpace(string(out))
 }
