@@ -463,6 +463,21 @@ func (w *world) randomIncoming() *v1.Pod {
 			}}},
 		}}}
 	}
+	if w.rng.Intn(6) == 0 {
+		// A DaemonSet-style affinity naming nodes, some of which may not exist yet; as an extra
+		// term it ORs with the term above, which makes the layout general again.
+		names := []string{fmt.Sprintf("node-%d", w.rng.Intn(w.nextID+3))}
+		if w.rng.Intn(2) == 0 {
+			names = append(names, fmt.Sprintf("node-%d", w.rng.Intn(w.nextID+3)))
+		}
+		term := v1.NodeSelectorTerm{MatchFields: []v1.NodeSelectorRequirement{{Key: metav1.ObjectNameField, Operator: v1.NodeSelectorOpIn, Values: names}}}
+		if p.Spec.Affinity == nil {
+			p.Spec.Affinity = &v1.Affinity{NodeAffinity: &v1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: &v1.NodeSelector{}}}
+		}
+		req := p.Spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution
+		req.NodeSelectorTerms = append(req.NodeSelectorTerms, term)
+		coverage.namedAffinities++
+	}
 	if w.rng.Intn(3) == 0 {
 		tol := v1.Toleration{Key: "dedicated", Operator: v1.TolerationOpEqual, Value: w.pick([]string{"a", "b"}), Effect: v1.TaintEffectNoSchedule}
 		if w.rng.Intn(2) == 0 {
@@ -601,7 +616,7 @@ func (w *world) place(t testing.TB, pod *v1.Pod, node string) {
 // coverage counts what the random cases exercised, so a run shows it compared more than Skips.
 var coverage struct {
 	preFilterRan, filterRejected, filterUnresolvable, preemptionChecks, preScoreRan, scoresCompared int
-	statusUpdates, clonesOfClones, parallelFilters, cancelledCycles                                 int
+	statusUpdates, clonesOfClones, parallelFilters, cancelledCycles, namedAffinities                int
 	indexDrops, domainsRecycled, cancelledBuilds, maxLiveSelectors                                  int64
 }
 
@@ -609,8 +624,8 @@ func logCoverage(t *testing.T) {
 	c := coverage
 	t.Logf("PreFilter ran %d, Filter rejected %d (missing label %d), preemption dry runs %d (clones of clones %d, parallel Filter runs %d), PreScore ran %d, scores compared %d",
 		c.preFilterRan, c.filterRejected, c.filterUnresolvable, c.preemptionChecks, c.clonesOfClones, c.parallelFilters, c.preScoreRan, c.scoresCompared)
-	t.Logf("status updates %d, cancelled cycles %d (builds discarded %d), index drops %d, domain ids recycled %d, most live selectors %d",
-		c.statusUpdates, c.cancelledCycles, c.cancelledBuilds, c.indexDrops, c.domainsRecycled, c.maxLiveSelectors)
+	t.Logf("status updates %d, cancelled cycles %d (builds discarded %d), node-naming affinities %d, index drops %d, domain ids recycled %d, most live selectors %d",
+		c.statusUpdates, c.cancelledCycles, c.cancelledBuilds, c.namedAffinities, c.indexDrops, c.domainsRecycled, c.maxLiveSelectors)
 	if c.filterRejected == 0 || c.preemptionChecks == 0 || c.scoresCompared == 0 || c.clonesOfClones == 0 || c.parallelFilters == 0 {
 		t.Errorf("the random cases never exercised a path: %+v", c)
 	}

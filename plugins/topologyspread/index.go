@@ -77,8 +77,9 @@ type spreadIndex struct {
 	named      map[string][]*layout
 	aggregates map[aggregateKey]*domainCounts
 	// domainTables are keyed by topology key.
-	domainTables map[string]*domainTable
-	lastSweep    time.Time
+	domainTables  map[string]*domainTable
+	lastSweep     time.Time
+	lastIdleSweep time.Time
 
 	size  indexSize
 	stats indexStats
@@ -108,8 +109,8 @@ type indexSize struct {
 // Approximate heap bytes per entry, measured with the micro benchmark's retained heap: a map
 // entry costs about twice its key and value once buckets and growth slack are counted.
 const (
-	bytesPerPodRecord   = 120 // record, its map entry by UID, its place in the namespace list
-	bytesPerIntEntry    = 24  // int32 -> int32/int64 map entry
+	bytesPerPodRecord   = 80 // record, its map entry by UID, its place in the namespace list
+	bytesPerIntEntry    = 24 // int32 -> int32/int64 map entry
 	bytesPerDomainName  = 48
 	bytesPerIndexEntry  = 16
 	bytesPerCountHolder = 400 // each selectorCounts, layout, domainCounts and its empty maps
@@ -806,14 +807,35 @@ func (idx *spreadIndex) addToDomain(a *domainCounts, d int32, delta int64) {
 	}
 }
 
+// sweepIdle runs the idle sweep outside a scheduling cycle. A Filter or Score may be reading
+// the layouts and domain tables without the lock meanwhile, so it drops only selectors and
+// domain counts, which no running cycle reads (a cycle marks what it uses in PreFilter and
+// PreScore); layouts and their domain ids are released by the next cycle's sweep.
+func (idx *spreadIndex) sweepIdle() {
+	idx.mu.Lock()
+	defer idx.mu.Unlock()
+	now := idx.clock.Now()
+	if now.Sub(idx.lastIdleSweep) < sweepInterval {
+		return
+	}
+	idx.lastIdleSweep = now
+	idx.sweep(now, false)
+	publishFigures(idx)
+}
+
 // maybeSweep drops counts that no pod has used for idleTTL, at most once per sweepInterval.
-// Its work is linear in what it drops plus the number of aggregates.
+// It runs in PreFilter and PreScore, where no Filter or Score of the profile runs.
 func (idx *spreadIndex) maybeSweep() {
 	now := idx.clock.Now()
 	if now.Sub(idx.lastSweep) < sweepInterval {
 		return
 	}
 	idx.lastSweep = now
+	idx.sweep(now, true)
+}
+
+// sweep's work is linear in what it drops plus the number of domain counts and layouts.
+func (idx *spreadIndex) sweep(now time.Time, layouts bool) {
 	touched := map[*selectorCounts]bool{}
 	touchedLayouts := map[*layout]bool{}
 	for key, a := range idx.aggregates {
@@ -835,7 +857,7 @@ func (idx *spreadIndex) maybeSweep() {
 	}
 	var droppedLayouts bool
 	for key, l := range idx.layouts {
-		if len(l.aggregates) == 0 && now.Sub(l.lastUsed) > idleTTL {
+		if layouts && len(l.aggregates) == 0 && now.Sub(l.lastUsed) > idleTTL {
 			idx.dropLayout(l)
 			delete(idx.layouts, key)
 			droppedLayouts = true

@@ -265,6 +265,38 @@ func TestIndexDropsIdleCounts(t *testing.T) {
 	}
 }
 
+// Counts are released by the background sweep even when no constrained pod arrives.
+func TestIndexReleasesIdleCountsWithoutCycles(t *testing.T) {
+	snapshot := cache.NewSnapshot([]*v1.Pod{appPod("p1", "a")}, []*v1.Node{zoneNode("a", "z1")})
+	clk := testingclock.NewFakeClock(time.Unix(0, 0))
+	pl := newTestPlugin(t, snapshot, nil, clk)
+	pod := st.MakePod().Namespace("ns").Name("incoming").Label("app", "web").
+		SpreadConstraint(1, zone, v1.DoNotSchedule, st.MakeLabelSelector().Label("app", "web").Obj(), nil, nil, nil, nil).Obj()
+	filterAll(t, pl, snapshot, pod)
+	clk.Step(idleTTL + sweepInterval + time.Second)
+	pl.index.sweepIdle()
+	if n, a := len(pl.index.selectors), len(pl.index.aggregates); n+a != 0 {
+		t.Errorf("after idleTTL with no cycle: %d selectors, %d domain tables; want none", n, a)
+	}
+	// The layout (O(nodes), shared by every selector) waits for a cycle: Filter may be reading
+	// its domain table without the lock.
+	if len(pl.index.layouts) != 1 {
+		t.Errorf("%d layouts after the background sweep, want the one kept for the next cycle", len(pl.index.layouts))
+	}
+	clk.Step(sweepInterval + time.Second)
+	other := st.MakePod().Namespace("ns").Name("cpu-only").Label("app", "db").
+		SpreadConstraint(1, v1.LabelHostname, v1.DoNotSchedule, st.MakeLabelSelector().Label("app", "db").Obj(), nil, nil, nil, nil).Obj()
+	filterAll(t, pl, snapshot, other)
+	for _, l := range pl.index.layouts {
+		if l.topologyKey == zone {
+			t.Errorf("the idle zone layout survived a cycle's sweep")
+		}
+	}
+	if _, ok := pl.index.domainTables[zone]; ok {
+		t.Error("the zone domain table survived its last layout")
+	}
+}
+
 func keys[V any](m map[string]V) []string {
 	var out []string
 	for k := range m {
@@ -403,5 +435,31 @@ func TestIndexCountsPodOnceForRepeatedSelectorValues(t *testing.T) {
 		if sc.pods != 3 {
 			t.Errorf("selector %q counts %d pods, want 3", key, sc.pods)
 		}
+	}
+}
+
+// A DaemonSet pod's affinity names its node: its layout is built from that node alone and
+// counts one node, however large the cluster.
+func TestIndexBuildsNodeNamingLayoutFromItsNodes(t *testing.T) {
+	var nodes []*v1.Node
+	for i := range 200 {
+		nodes = append(nodes, zoneNode(fmt.Sprintf("n%d", i), fmt.Sprintf("z%d", i%3)))
+	}
+	snapshot := cache.NewSnapshot([]*v1.Pod{appPod("p1", "n7")}, nodes)
+	pl := newTestPlugin(t, snapshot, nil, nil)
+	pod := st.MakePod().Namespace("ns").Name("ds-pod").Label("app", "web").
+		NodeAffinityIn(metav1.ObjectNameField, []string{"n7"}, st.NodeSelectorTypeMatchFields).
+		SpreadConstraint(1, zone, v1.DoNotSchedule, st.MakeLabelSelector().Label("app", "web").Obj(), nil, nil, nil, nil).Obj()
+	got := filterAll(t, pl, snapshot, pod)
+	if got["n7"] != fwk.Success.String() {
+		t.Errorf("Filter on n7 = %s, want Success", got["n7"])
+	}
+	for _, l := range pl.index.layouts {
+		if len(l.domainOf) != 1 || len(l.filter.names) != 1 {
+			t.Errorf("layout %q has %d members from names %v, want only n7", l.key, len(l.domainOf), l.filter.names)
+		}
+	}
+	if len(pl.index.general) != 0 {
+		t.Errorf("%d general layouts, want none: a node-naming layout is re-evaluated only for its nodes", len(pl.index.general))
 	}
 }
