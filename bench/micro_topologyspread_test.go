@@ -15,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	utilfeature "k8s.io/apiserver/pkg/util/feature"
 	"k8s.io/client-go/informers"
 	clientsetfake "k8s.io/client-go/kubernetes/fake"
 	"k8s.io/klog/v2"
@@ -217,7 +218,8 @@ func BenchmarkTopologySpread7500Nodes200kPods(b *testing.B) {
 	c := newSpreadCluster(b)
 	_, ctx := ktesting.NewTestContext(b)
 	args := &schedconfig.PodTopologySpreadArgs{DefaultingType: schedconfig.SystemDefaulting}
-	fts := feature.Features{EnableNodeInclusionPolicyInPodTopologySpread: true, EnableMatchLabelKeysInPodTopologySpread: true}
+	// Upstream's features come from the same gates topologyspread.New reads.
+	fts := feature.NewSchedulerFeaturesFromGates(utilfeature.DefaultFeatureGate)
 	nsPerOp := map[string]float64{}
 	// amortized includes the warm-up cycles, in which the index builds its counts.
 	amortized := map[string]float64{}
@@ -297,7 +299,8 @@ func BenchmarkTopologySpreadChurn(b *testing.B) {
 	c := newSpreadCluster(b)
 	_, ctx := ktesting.NewTestContext(b)
 	args := &schedconfig.PodTopologySpreadArgs{DefaultingType: schedconfig.SystemDefaulting}
-	fts := feature.Features{EnableNodeInclusionPolicyInPodTopologySpread: true, EnableMatchLabelKeysInPodTopologySpread: true}
+	// Upstream's features come from the same gates topologyspread.New reads.
+	fts := feature.NewSchedulerFeaturesFromGates(utilfeature.DefaultFeatureGate)
 	for _, active := range parseInts(b, *churnSelectors) {
 		// One indexed plugin per selector count, warmed once: its rows differ only in churn.
 		p, err := topologyspread.New(ctx, &config.IndexedPodTopologySpreadArgs{DefaultingType: args.DefaultingType}, c.handle)
