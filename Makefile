@@ -111,30 +111,56 @@ bench-sessions: bin/etcd
 bench-sessions-quick: bin/etcd
 	$(MAKE) perf PERF_LABEL=sessions-quick
 
+# GPU fragmentation at 5,000 nodes: 1,000 8-GPU nodes of four products (one in five an H100) among
+# 4,000 CPU nodes, the scheduler's default sampling. A fill of 1-, 2- and 4-GPU pods (65 % of the
+# GPUs), then one whole-node request per GPU node; prints, per case, the whole-node requests
+# placed beside the optimum computable from the fill. Three sides, upstream's default profile,
+# upstream's with NodeResourcesFit MostAllocated on nvidia.com/gpu, and the shipped profile, in
+# the order A B C C B A; an estimated 25 minutes on 2 cores (not yet measured: ~4 minutes a case).
+# The 200-node version runs with the smoke label:
+#   make perf PERF_LABEL=smoke PERF_SHAPES_smoke=GPUFragmentation
+# (GPUSharing likewise).
+bench-gpu-perf: bin/etcd
+	$(MAKE) perf PERF_LABEL=gpu PERF_REPEAT=2
+
+# MIG slices, time-sliced and whole GPUs at 5,000 nodes: 4,000 sessions (40 % a MIG slice, 30 % a
+# shared GPU, 20 % a whole GPU, 10 % none) on 4,000 CPU nodes and 1,000 GPU nodes of three kinds;
+# upstream's default profile beside the shipped one, A B B A. Prints, per case, where each kind of
+# session went and how many stayed unbound. An estimated 12 minutes on 2 cores (not yet measured).
+bench-gpu-sharing: bin/etcd
+	$(MAKE) perf PERF_LABEL=gpu-sharing PERF_REPEAT=2
+
 PERF_LABEL ?= quick
 PERF_REPEAT ?= 1
 PERF_TIMEOUT ?= 60m
 PERF_SHAPES_quick := SchedulingBasic TopologySpreading PreferredTopologySpreading DefaultTopologySpreading WorkbenchMix
 PERF_SHAPES_large := $(PERF_SHAPES_quick) Dense
 PERF_SHAPES_xlarge := Uber
-PERF_SHAPES_smoke := Dense Uber WorkbenchMix TeamPool Sessions LivingCluster
+PERF_SHAPES_smoke := Dense Uber WorkbenchMix TeamPool Sessions LivingCluster GPUFragmentation GPUSharing
 PERF_SHAPES_living := LivingCluster
 PERF_SHAPES_teampool := TeamPool
 PERF_SHAPES_teampool-quick := TeamPool
 PERF_SHAPES_sessions := Sessions
 PERF_SHAPES_sessions-quick := Sessions
-.PHONY: perf bench-large bench-xlarge bench-living bench-sessions bench-sessions-quick bench-publish verify-bench
+PERF_SHAPES_gpu := GPUFragmentation
+PERF_SHAPES_gpu-sharing := GPUSharing
+.PHONY: perf bench-large bench-xlarge bench-living bench-sessions bench-sessions-quick bench-gpu-perf bench-gpu-sharing bench-publish verify-bench
 # One process per test case, so each case's peak RSS is its own. The test prints progress to
 # stderr every 30 s (pods and nodes created so far, pods the scheduler bound); stdout is filtered
 # down to each case's result. Result files and run records go to $(PERF_OUT), full logs of failed
 # cases to $(PERF_OUT)/logs/; the tables of this invocation's label to $(PERF_OUT)/report.md.
+# Each shape runs on its sides (profiles) in order, then, with PERF_REPEAT=2, in reverse order:
+# upstream and workbench; TeamPool noteampool and workbench; GPUFragmentation upstream,
+# mostallocated and workbench.
 perf:
 	@$(bench-code); echo "perf: commit $$commit, working tree dirty: $$dirty"; \
 	mkdir -p $(PERF_OUT)/logs && $(GO) test -c -o bin/perf.test ./bench/perf || exit 1; \
 	run=$$(date -u +%Y%m%dT%H%M%SZ); \
 	for shape in $(PERF_SHAPES_$(PERF_LABEL)); do \
-	  base=upstream; [ $$shape = TeamPool ] && base=noteampool; \
-	  order="$$base workbench"; [ "$(PERF_REPEAT)" = 2 ] && order="$$base workbench workbench $$base"; \
+	  sides="upstream workbench"; [ $$shape = TeamPool ] && sides="noteampool workbench"; \
+	  [ $$shape = GPUFragmentation ] && sides="upstream mostallocated workbench"; \
+	  order=$$sides; if [ "$(PERF_REPEAT)" = 2 ]; then \
+	    reversed=; for s in $$sides; do reversed="$$s $$reversed"; done; order="$$sides $$reversed"; fi; \
 	  for side in $$order; do \
 	    echo "== $$(date -u +%H:%M:%S) $${shape}_$$side ($(PERF_LABEL))"; \
 	    (cd bench/perf && PATH=$(CURDIR)/bin:$$PATH ARTIFACTS=$(abspath $(PERF_OUT))/logs \
@@ -142,10 +168,10 @@ perf:
 	      -test.bench "BenchmarkPerfScheduling/^$${shape}_$$side\$$/" -test.benchtime 1x -test.timeout $(PERF_TIMEOUT) \
 	      -perf-scheduling-label-filter=$(PERF_LABEL) -data-items-dir=$(abspath $(PERF_OUT))) \
 	    | awk '/^Benchmark/ {t = "no throughput samples"; for (i = 2; i <= NF; i++) if ($$i == "SchedulingThroughput/Average") t = $$(i-1) " pods/s"; print $$1, t; fflush()} \
-	           /^(ok|FAIL|PASS|--- FAIL)/ || /^TeamPool adherence|not in best tier|^Sessions gang latency/ {print; fflush()}' || exit 1; \
+	           /^(ok|FAIL|PASS|--- FAIL)/ || /^TeamPool adherence|not in best tier|^Sessions gang latency|^GPUFragmentation placement|^GPUSharing placement/ {print; fflush()}' || exit 1; \
 	  done; \
 	done
-	section=; case "$(PERF_LABEL)" in smoke) ;; teampool*) section=teampool;; sessions*) section=sessions;; *) section=perf;; esac; \
+	section=; case "$(PERF_LABEL)" in smoke) ;; teampool*) section=teampool;; sessions*) section=sessions;; gpu-sharing) section=perf;; gpu*) section=gpu;; *) section=perf;; esac; \
 	[ -z "$$section" ] || $(GO) run ./bench/cmd/perfreport -section $$section -results $(PERF_OUT) \
 	  -out $(PERF_OUT)/report.md -chart $(PERF_OUT)/perf-throughput.svg
 

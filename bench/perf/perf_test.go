@@ -1,7 +1,8 @@
 // Package perf runs upstream's scheduler_perf workloads twice in one invocation: with upstream's
 // default profile and with the workbench profile we ship. The TeamPool workload compares the
-// shipped profile with itself minus TeamPool instead. Run it with make bench, make
-// bench-teampool or make bench-sessions.
+// shipped profile with itself minus TeamPool instead; GPUFragmentation adds a third profile,
+// upstream's with GPU bin-packing (NodeResourcesFit MostAllocated). Run it with make bench,
+// make bench-teampool, make bench-sessions or make bench-gpu-perf.
 package perf
 
 import (
@@ -210,7 +211,7 @@ func writeRunRecord(run, testCase string, prov perfrun.Provenance, start time.Ti
 		return err
 	}
 	data, err := json.MarshalIndent(perfrun.Record{Run: run, Case: testCase, Label: flag.Lookup("perf-scheduling-label-filter").Value.String(), Provenance: prov, Results: results, PeakRSSBytes: peak,
-		TeamPool: adherence, Sessions: gangLatency}, "", "  ")
+		TeamPool: adherence, Sessions: gangLatency, GPUFragmentation: gpuFragmentation, GPUSharing: gpuSharing}, "", "  ")
 	if err != nil {
 		return err
 	}
@@ -251,14 +252,21 @@ func BenchmarkPerfScheduling(b *testing.B) {
 		}))
 }
 
+// profileNames are the profiles writeProfiles derives, each a side of the workloads' test cases
+// (<Shape>_<profile>).
+var profileNames = []string{"upstream", "mostallocated", "workbench", "noteampool"}
+
 // writeProfiles derives the schedulers' configurations from the shipped file: scheduler_perf's
 // pods name no scheduler, so the profile is renamed default-scheduler; upstream's also loses our
-// plugins and their config, and noteampool loses TeamPool and its config. Nothing else differs.
+// plugins and their config, and noteampool loses TeamPool and its config. mostallocated is
+// upstream's with its documented bin-packing for extended resources (NodeResourcesFit's
+// MostAllocated scoring strategy) on nvidia.com/gpu alone: the best packing upstream offers for
+// GPU pods, for the GPUFragmentation workload. Nothing else differs.
 func writeProfiles(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	for _, name := range []string{"upstream", "workbench", "noteampool"} {
+	for _, name := range profileNames {
 		var cfg map[string]any
 		if err := yaml.Unmarshal(manifests.SchedulerConfig, &cfg); err != nil {
 			return err
@@ -271,6 +279,18 @@ func writeProfiles(dir string) error {
 		case "upstream":
 			delete(profile, "plugins")
 			delete(profile, "pluginConfig")
+		case "mostallocated":
+			delete(profile, "plugins")
+			// Only the GPU in the list: every pod here asks for CPU and memory in proportion
+			// to its GPUs, so they would add nothing to the ranking. NodeResourcesFit keeps its
+			// default weight, as upstream's bin-packing documentation configures it.
+			profile["pluginConfig"] = []any{map[string]any{
+				"name": "NodeResourcesFit",
+				"args": map[string]any{"scoringStrategy": map[string]any{
+					"type":      "MostAllocated",
+					"resources": []any{map[string]any{"name": string(gpuResource), "weight": 1}},
+				}},
+			}}
 		case "noteampool":
 			if err := removePlugin(profile, teampool.Name); err != nil {
 				return err

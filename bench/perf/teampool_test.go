@@ -87,6 +87,12 @@ func prepareCluster(tCtx ktesting.TContext) error {
 			return err
 		}
 	}
+	if strings.Contains(tCtx.Name(), "/GPUFragmentation_") {
+		checkGPUFragmentationAfterRun(tCtx)
+	}
+	if strings.Contains(tCtx.Name(), "/GPUSharing_") {
+		checkGPUSharingAfterRun(tCtx)
+	}
 	if strings.Contains(tCtx.Name(), "/TeamPool_") {
 		// Cleanups run last registered first: this one before scheduler_perf stops the
 		// scheduler and the apiserver, after the workload's own (the barrier has passed).

@@ -19,6 +19,12 @@ type Record struct {
 	// Sessions is how fast the Sessions workload's gangs were bound, measured during the run;
 	// nil for other workloads.
 	Sessions *GangLatency `json:"sessions,omitempty"`
+	// GPUFragmentation is how many whole-node GPU requests the GPUFragmentation workload's
+	// fill left placeable, checked after the run; nil for other workloads.
+	GPUFragmentation *GPUFragmentation `json:"gpuFragmentation,omitempty"`
+	// GPUSharing is where the GPUSharing workload's sessions went, checked after the run; nil
+	// for other workloads.
+	GPUSharing *GPUSharing `json:"gpuSharing,omitempty"`
 }
 
 // GangLatency is, per gang (the pods sharing a scheduling.x-k8s.io/pod-group label), the time
@@ -63,4 +69,63 @@ func (a *Adherence) Share() float64 {
 		return 0
 	}
 	return float64(a.InBestTier) / float64(a.Pods)
+}
+
+// GPUFragmentation is what a fill of small GPU requests left for whole-node requests: after the
+// fill (1-, 2- and 4-GPU pods), one whole-node request per GPU node is offered, and Placed counts
+// those the scheduler bound. Optimum is the most that any placement of the same fill could have
+// left room for, computed per class of nodes: a class's nodes all have the same number of GPUs,
+// and a fill of G GPUs needs at least ceil(G / GPUs per node) of them (exactly that many when
+// every request divides a node's GPUs, as 1, 2 and 4 divide 8: first-fit decreasing fills each
+// node before the next), so at most nodes - ceil(G / GPUs per node) stay empty. The fill counted
+// is every fill pod offered, bound or not, so the optimum is the same for every profile.
+type GPUFragmentation struct {
+	// Classes are the GPU nodes by what may use them: one class per product that pods name in
+	// their nodeSelector (only those pods use its nodes), and "generic" for the nodes of every
+	// other product (only pods naming no product use them). Sorted by name.
+	Classes []GPUClass `json:"classes"`
+	// The sums over the classes.
+	GPUClass
+}
+
+// GPUClass is one class of GPU nodes and the pods that may use them.
+type GPUClass struct {
+	// Name is the product, or "generic".
+	Name string `json:"name"`
+	// Nodes counts the class's GPU nodes; GPUsPerNode is their allocatable GPUs (0 in sums).
+	Nodes       int   `json:"nodes"`
+	GPUsPerNode int64 `json:"gpusPerNode,omitempty"`
+	// FillPods and FillGPUs are the fill offered; FillBound the fill pods bound.
+	FillPods  int   `json:"fillPods"`
+	FillGPUs  int64 `json:"fillGPUs"`
+	FillBound int   `json:"fillBound"`
+	// EmptyAfterFill counts the nodes that no fill pod was bound to.
+	EmptyAfterFill int `json:"emptyAfterFill"`
+	// Offered and Placed count the whole-node requests.
+	Offered int `json:"offered"`
+	Placed  int `json:"placed"`
+	// Optimum is min(Offered, Nodes - ceil(FillGPUs / GPUsPerNode)), at least 0.
+	Optimum int `json:"optimum"`
+}
+
+// Share is Placed as a fraction of Optimum (1 when the optimum is 0).
+func (c GPUClass) Share() float64 {
+	if c.Optimum == 0 {
+		return 1
+	}
+	return float64(c.Placed) / float64(c.Optimum)
+}
+
+// GPUSharing is where the GPUSharing workload's sessions went: by what each asked for (mig: a
+// MIG slice, shared: a time-sliced GPU, whole: a whole GPU, cpu: no GPU) and the kind of node it
+// is bound to (mig, shared or whole: the GPU resource the node advertises; cpu: none).
+type GPUSharing struct {
+	// Pods counts the sessions.
+	Pods int `json:"pods"`
+	// Placed counts bound sessions by what they asked for, then by kind of node.
+	Placed map[string]map[string]int `json:"placed"`
+	// Unbound counts sessions still unbound when the check ended, by what they asked for.
+	Unbound map[string]int `json:"unbound,omitempty"`
+	// CPUPodsOnGPUNodes counts sessions without a GPU request bound to a GPU node.
+	CPUPodsOnGPUNodes int `json:"cpuPodsOnGPUNodes"`
 }

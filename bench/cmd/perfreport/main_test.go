@@ -96,3 +96,46 @@ func read(t *testing.T, file string) string {
 	}
 	return string(data)
 }
+
+func TestGPUSection(t *testing.T) {
+	frag := func(placed int) *perfrun.GPUFragmentation {
+		return &perfrun.GPUFragmentation{GPUClass: perfrun.GPUClass{Name: "all", Nodes: 1000, Placed: placed, Optimum: 348}}
+	}
+	res := func(side, run string, placed int, podsPerSec float64) result {
+		return result{shape: gpuShape, workload: "5000Nodes_1000GPUNodes", sideName: side, run: run, commit: "abc1234", throughput: podsPerSec, gpu: frag(placed)}
+	}
+	results := []result{
+		// An older run, and a run without upstream's profile: neither is shown.
+		res("upstream", "20270101T000000Z", 1, 100), res("workbench", "20270101T000000Z", 2, 100),
+		res("workbench", "20270103T000000Z", 300, 100),
+		res("upstream", "20270102T000000Z", 10, 150), res("mostallocated", "20270102T000000Z", 125, 140),
+		res("workbench", "20270102T000000Z", 330, 120), res("workbench", "20270102T000000Z", 333, 130),
+		// Another workload's results are not the section's.
+		{shape: "WorkbenchMix", workload: "5000Nodes", sideName: "upstream", run: "20270102T000000Z", throughput: 1},
+	}
+	doc, _, summary, err := generate("gpu", results, &provenanceNotes{}, "# Results\n", "chart.svg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantRow := "| GPUFragmentation/5000Nodes_1000GPUNodes | 20270102T000000Z (abc1234) | 1000 | 348 | 10 / 125 / 331.5 | 2.9 % / 35.9 % / 95.3 % | 2.65 | 150.0 / 140.0 / 125.0 | 2 |"
+	if !strings.Contains(doc, wantRow) {
+		t.Errorf("section lacks the row\n%s\n%s", wantRow, doc)
+	}
+	if !strings.HasPrefix(doc, "# Results\n") || !strings.Contains(doc, gpuBeginMarker) || !strings.HasSuffix(doc, gpuEndMarker+"\n") {
+		t.Errorf("section not appended between its markers:\n%s", doc)
+	}
+	if len(summary) != 1 || !strings.Contains(summary[0], "10 / 125 / 331.5 of optimum 348") {
+		t.Errorf("summary = %q", summary)
+	}
+
+	// Without GPUFragmentation results, -section all leaves the section out until the document
+	// has it; then it is an error.
+	others := results[len(results)-1:]
+	_, _, _, err = generate("gpu", others, &provenanceNotes{}, "# Results\n", "chart.svg")
+	if !skipped(err, "gpu", "# Results\n") {
+		t.Errorf("generate without results: %v, want it skipped in a document without the section", err)
+	}
+	if skipped(err, "gpu", doc) {
+		t.Errorf("generate without results is skipped in a document with the section")
+	}
+}
