@@ -94,6 +94,11 @@ bench-xlarge: bin/etcd
 bench-living: bin/etcd
 	$(MAKE) perf PERF_LABEL=living PERF_REPEAT=2
 
+# Dense at 5,000 nodes in both namespace regimes: one namespace (upstream's worst case) and the
+# same totals in 20 namespaces (DenseNamespaces); each A B B A.
+bench-namespaces: bin/etcd
+	$(MAKE) perf PERF_LABEL=namespaces PERF_REPEAT=2
+
 # TeamPool at 5,000 nodes: the shipped profile beside itself without TeamPool, in the order
 # A B B A, throughput and adherence (pods in their team's best tier with room); about 10 minutes
 # (the run of 2026-12-01: 19:08 to 19:17). PERF_LABEL=teampool-quick is the 500-node version.
@@ -136,15 +141,16 @@ PERF_TIMEOUT ?= 60m
 PERF_SHAPES_quick := SchedulingBasic TopologySpreading PreferredTopologySpreading DefaultTopologySpreading WorkbenchMix
 PERF_SHAPES_large := $(PERF_SHAPES_quick) Dense
 PERF_SHAPES_xlarge := Uber
-PERF_SHAPES_smoke := Dense Uber WorkbenchMix TeamPool Sessions LivingCluster GPUFragmentation GPUSharing
+PERF_SHAPES_smoke := Dense DenseNamespaces Uber WorkbenchMix TeamPool Sessions LivingCluster GPUFragmentation GPUSharing
 PERF_SHAPES_living := LivingCluster
+PERF_SHAPES_namespaces := Dense DenseNamespaces
 PERF_SHAPES_teampool := TeamPool
 PERF_SHAPES_teampool-quick := TeamPool
 PERF_SHAPES_sessions := Sessions
 PERF_SHAPES_sessions-quick := Sessions
 PERF_SHAPES_gpu := GPUFragmentation
 PERF_SHAPES_gpu-sharing := GPUSharing
-.PHONY: perf bench-large bench-xlarge bench-living bench-sessions bench-sessions-quick bench-gpu-perf bench-gpu-sharing bench-publish verify-bench
+.PHONY: perf bench-large bench-xlarge bench-namespaces bench-living bench-sessions bench-sessions-quick bench-gpu-perf bench-gpu-sharing bench-publish verify-bench
 # One process per test case, so each case's peak RSS is its own. The test prints progress to
 # stderr every 30 s (pods and nodes created so far, pods the scheduler bound); stdout is filtered
 # down to each case's result. Result files and run records go to $(PERF_OUT), full logs of failed
