@@ -423,10 +423,7 @@ func markdown(rows []*row, chart string, notes *provenanceNotes) string {
 		if r.upstream.throughput > 0 {
 			ratio = r.workbench.throughput / r.upstream.throughput
 		}
-		run := r.run
-		if r.commit != "" {
-			run += " (" + r.commit + ")"
-		}
+		run := runLabel(r)
 		fmt.Fprintf(&b, "| %s/%s | %s | %.1f | %.1f | %.2f | %.1f / %.1f ms | %.0f / %.0f ms | %.0f / %.0f MiB | %d |\n",
 			r.shape, r.workload, run, r.upstream.throughput, r.workbench.throughput, ratio,
 			r.upstream.attemptP50, r.workbench.attemptP50, r.upstream.attemptP99, r.workbench.attemptP99,
@@ -487,6 +484,14 @@ func podsOf(a *perfrun.Adherence) int {
 	return a.Pods
 }
 
+// runLabel names a row's run and, when its records carry one, the commit it measured.
+func runLabel(r *row) string {
+	if r.commit == "" {
+		return r.run
+	}
+	return r.run + " (" + r.commit + ")"
+}
+
 func teamPoolMarkdown(rows []*row, notes *provenanceNotes) string {
 	var b strings.Builder
 	fmt.Fprintln(&b, teamPoolBeginMarker)
@@ -494,10 +499,7 @@ func teamPoolMarkdown(rows []*row, notes *provenanceNotes) string {
 	fmt.Fprintln(&b, "| workload | run (commit) | pods/s without / with TeamPool | ratio | in best tier with room, without / with | placements with TeamPool | attempt p50 without / with | attempt p99 without / with | peak RSS without / with | repeats |")
 	fmt.Fprintln(&b, "|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rows {
-		run := r.run
-		if r.commit != "" {
-			run += " (" + r.commit + ")"
-		}
+		run := runLabel(r)
 		fmt.Fprintf(&b, "| %s/%s | %s | %.1f / %.1f | %.3f | %s / %s (%d pods a run) | %s | %.1f / %.1f ms | %.0f / %.0f ms | %.0f / %.0f MiB | %d |\n",
 			r.shape, r.workload, run, r.upstream.throughput, r.workbench.throughput, ratio(r),
 			adherencePercent(r.upstream.adherence), adherencePercent(r.workbench.adherence), podsOf(r.workbench.adherence)/max(r.workbench.runs, 1),
@@ -547,10 +549,7 @@ func sessionsMarkdown(rows []*row, notes *provenanceNotes) string {
 	fmt.Fprintln(&b, "| workload | run (commit) | pods/s up / wb | ratio | gang p50 up / wb | gang p99 up / wb | GPU gang p99 up / wb | gangs bound within 2 s, wb | attempt p50 up / wb | attempt p99 up / wb | peak RSS up / wb | repeats |")
 	fmt.Fprintln(&b, "|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rows {
-		run := r.run
-		if r.commit != "" {
-			run += " (" + r.commit + ")"
-		}
+		run := runLabel(r)
 		fmt.Fprintf(&b, "| %s/%s | %s | %.1f / %.1f | %.2f | %s / %s ms | %s / %s ms | %s / %s ms | %s | %.1f / %.1f ms | %.0f / %.0f ms | %.0f / %.0f MiB | %d |\n",
 			r.shape, r.workload, run, r.upstream.throughput, r.workbench.throughput, ratio(r),
 			gangCell(r.upstream.gangs, p50), gangCell(r.workbench.gangs, p50),
@@ -732,10 +731,7 @@ func gpuMarkdown(rows []*gpuRow, notes *provenanceNotes) string {
 	fmt.Fprintln(&b, "| workload | run (commit) | GPU nodes | optimum | whole-node requests placed, up / MostAllocated / wb | of the optimum, up / MostAllocated / wb | wb / better upstream | fill pods/s, up / MostAllocated / wb | repeats |")
 	fmt.Fprintln(&b, "|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rows {
-		run := r.run
-		if r.commit != "" {
-			run += " (" + r.commit + ")"
-		}
+		run := runLabel(&r.row)
 		wb := r.sides["workbench"]
 		fmt.Fprintf(&b, "| %s/%s | %s | %d | %s | %s | %s | %s | %s | %d |\n",
 			r.shape, r.workload, run, wb.gpuNodes, countCell(wb.optimum),
