@@ -52,9 +52,13 @@ func TestMain(m *testing.M) {
 	if c := os.Getenv("PERF_CASE"); c != "" {
 		go reportProgress(c, os.Getenv("ARTIFACTS"), 30*time.Second)
 	}
+	var heap *heapSampler
+	if run != "" {
+		heap = sampleHeap(heapSamplingInterval)
+	}
 	code := m.Run()
 	if run != "" && code == 0 {
-		if err := writeRunRecord(run, os.Getenv("PERF_CASE"), prov, start); err != nil {
+		if err := writeRunRecord(run, os.Getenv("PERF_CASE"), prov, start, heap); err != nil {
 			fmt.Fprintf(os.Stderr, "recording the run: %v\n", err)
 			code = 1
 		}
@@ -158,7 +162,7 @@ func reportProgress(testCase, dir string, interval time.Duration) {
 	}
 }
 
-func writeRunRecord(run, testCase string, prov perfrun.Provenance, start time.Time) error {
+func writeRunRecord(run, testCase string, prov perfrun.Provenance, start time.Time, heap *heapSampler) error {
 	dir := flag.Lookup("data-items-dir").Value.String()
 	files, err := filepath.Glob(filepath.Join(dir, "BenchmarkPerfScheduling_*.json"))
 	if err != nil {
@@ -206,12 +210,17 @@ func writeRunRecord(run, testCase string, prov perfrun.Provenance, start time.Ti
 			}
 		}
 	}
+	schedulerHeap, err := heap.result()
+	if err != nil {
+		return err
+	}
 	prov.Date = time.Now().UTC().Format(time.RFC3339)
 	if err := prov.Validate(); err != nil {
 		return err
 	}
 	data, err := json.MarshalIndent(perfrun.Record{Run: run, Case: testCase, Label: flag.Lookup("perf-scheduling-label-filter").Value.String(), Provenance: prov, Results: results, PeakRSSBytes: peak,
-		TeamPool: adherence, Sessions: gangLatency, GPUFragmentation: gpuFragmentation, GPUSharing: gpuSharing}, "", "  ")
+		TeamPool: adherence, Sessions: gangLatency, GPUFragmentation: gpuFragmentation, GPUSharing: gpuSharing,
+		SchedulerHeap: schedulerHeap}, "", "  ")
 	if err != nil {
 		return err
 	}

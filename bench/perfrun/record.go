@@ -25,6 +25,26 @@ type Record struct {
 	// GPUSharing is where the GPUSharing workload's sessions went, checked after the run; nil
 	// for other workloads.
 	GPUSharing *GPUSharing `json:"gpuSharing,omitempty"`
+	// SchedulerHeap is the heap the scheduler itself held, from heap profiles sampled during
+	// the run; nil for runs recorded before it was sampled.
+	SchedulerHeap *HeapSample `json:"schedulerHeap,omitempty"`
+}
+
+// HeapSample is the in-use heap of the heap profile, among those sampled every 30 s of a run,
+// in which the scheduler's share was largest. The process holds kube-apiserver (its watch
+// cache), the informers and the scheduler; a sample counts as the scheduler's when a frame of
+// its allocation stack is in the scheduler's packages (k8s.io/kubernetes/pkg/scheduler: cache,
+// queue, snapshot, in-tree plugins) or in ours. Objects the shared informers decode are not the
+// scheduler's. In-use figures are as of the last garbage collection before the sample.
+type HeapSample struct {
+	// SchedulerBytes is the heap allocated from the scheduler's packages or ours.
+	SchedulerBytes int64 `json:"schedulerBytes"`
+	// WorkbenchBytes is the part of SchedulerBytes allocated from our packages (plugins, pkg).
+	WorkbenchBytes int64 `json:"workbenchBytes"`
+	// TotalBytes is the whole process's in-use heap in the same profile.
+	TotalBytes int64 `json:"totalBytes"`
+	// Samples is how many heap profiles were taken.
+	Samples int `json:"samples"`
 }
 
 // GangLatency is, per gang (the pods sharing a scheduling.x-k8s.io/pod-group label), the time

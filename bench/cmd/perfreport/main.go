@@ -61,7 +61,10 @@ type dataItem struct {
 
 type side struct {
 	throughput, attemptP50, attemptP99, peakRSSMB float64
-	runs                                          int
+	// algorithmP99 and bindCallP99 split the attempt (0: not collected in that run);
+	// heapMB is the scheduler's own heap at its largest sample (0: not sampled).
+	algorithmP99, bindCallP99, heapMB float64
+	runs                              int
 	// adherence sums the TeamPool check over the runs; nil for other workloads.
 	adherence *perfrun.Adherence
 	// gangs averages the Sessions workload's gang latencies over the runs (counts are summed);
@@ -83,6 +86,7 @@ type row struct {
 type result struct {
 	shape, workload, sideName, run, commit string
 	throughput, p50, p99, rssMB            float64
+	algorithmP99, bindCallP99, heapMB      float64
 	adherence                              *perfrun.Adherence
 	gangs                                  *perfrun.GangLatency
 	gpu                                    *perfrun.GPUFragmentation
@@ -221,6 +225,9 @@ func load(dir string) ([]result, *provenanceNotes, error) {
 		for _, r := range collect(doc.DataItems) {
 			r.run, r.commit, r.prov = rec.Run, commitCell(rec.Provenance), rec.Provenance
 			r.rssMB = float64(rec.PeakRSSBytes) / (1 << 20)
+			if h := rec.SchedulerHeap; h != nil {
+				r.heapMB = float64(h.SchedulerBytes) / (1 << 20)
+			}
 			r.adherence = rec.TeamPool
 			r.gangs = rec.Sessions
 			r.gpu = rec.GPUFragmentation
@@ -308,7 +315,10 @@ func combine(results []result, baseline string) []*row {
 		s.throughput = (s.throughput*n + r.throughput) / (n + 1)
 		s.attemptP50 = (s.attemptP50*n + r.p50) / (n + 1)
 		s.attemptP99 = (s.attemptP99*n + r.p99) / (n + 1)
+		s.algorithmP99 = (s.algorithmP99*n + r.algorithmP99) / (n + 1)
+		s.bindCallP99 = (s.bindCallP99*n + r.bindCallP99) / (n + 1)
 		s.peakRSSMB = max(s.peakRSSMB, r.rssMB)
+		s.heapMB = max(s.heapMB, r.heapMB)
 		s.runs++
 		if a := r.adherence; a != nil {
 			if s.adherence == nil {
@@ -382,6 +392,12 @@ func collect(items []dataItem) []result {
 			if it.Labels["result"] == "scheduled" {
 				r.p50, r.p99 = it.Data["Perc50"], it.Data["Perc99"]
 			}
+		case "scheduler_scheduling_algorithm_duration_seconds":
+			r.algorithmP99 = it.Data["Perc99"]
+		case "apiserver_request_duration_seconds":
+			if it.Labels["subresource"] == "binding" {
+				r.bindCallP99 = it.Data["Perc99"]
+			}
 		}
 	}
 	var out []result
@@ -416,28 +432,48 @@ func markdown(rows []*row, chart string, notes *provenanceNotes) string {
 	fmt.Fprintln(&b, "## scheduler_perf: upstream's default profile beside ours")
 	fmt.Fprintln(&b)
 	b.WriteString(provenanceMarkdown(rows, notes))
-	fmt.Fprintln(&b, "| workload | run (commit) | upstream pods/s | workbench pods/s | ratio | attempt p50 up / wb | attempt p99 up / wb | peak RSS up / wb | repeats |")
-	fmt.Fprintln(&b, "|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(&b, "| workload | run (commit) | upstream pods/s | workbench pods/s | ratio | attempt p50 up / wb | attempt p99 up / wb | algorithm p99 up / wb | bind call p99 up / wb | peak RSS up / wb | scheduler heap up / wb | repeats |")
+	fmt.Fprintln(&b, "|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rows {
 		ratio := 0.0
 		if r.upstream.throughput > 0 {
 			ratio = r.workbench.throughput / r.upstream.throughput
 		}
 		run := runLabel(r)
-		fmt.Fprintf(&b, "| %s/%s | %s | %.1f | %.1f | %.2f | %.1f / %.1f ms | %.0f / %.0f ms | %.0f / %.0f MiB | %d |\n",
+		fmt.Fprintf(&b, "| %s/%s | %s | %.1f | %.1f | %.2f | %.1f / %.1f ms | %.0f / %.0f ms | %s | %s | %.0f / %.0f MiB | %s | %d |\n",
 			r.shape, r.workload, run, r.upstream.throughput, r.workbench.throughput, ratio,
 			r.upstream.attemptP50, r.workbench.attemptP50, r.upstream.attemptP99, r.workbench.attemptP99,
-			r.upstream.peakRSSMB, r.workbench.peakRSSMB, r.upstream.runs)
+			pair(r.upstream.algorithmP99, r.workbench.algorithmP99, "%.0f", "ms"), pair(r.upstream.bindCallP99, r.workbench.bindCallP99, "%.0f", "ms"),
+			r.upstream.peakRSSMB, r.workbench.peakRSSMB, pair(r.upstream.heapMB, r.workbench.heapMB, "%.0f", "MiB"), r.upstream.runs)
 	}
 	fmt.Fprintln(&b)
 	fmt.Fprintf(&b, "![throughput per workload](%s)\n\n", chart)
 	fmt.Fprintln(&b, "Pods/s is scheduler_perf's SchedulingThroughput average over the measured pods, averaged over")
 	fmt.Fprintln(&b, "the run's repeats; attempt latencies are `scheduler_scheduling_attempt_duration_seconds`")
-	fmt.Fprintln(&b, "(result=scheduled). Each test case runs in its own process; peak RSS is that process's VmHWM:")
-	fmt.Fprintln(&b, "kube-apiserver, its watch cache and the scheduler together (etcd is a separate process), so")
-	fmt.Fprintln(&b, "the difference between the columns is the scheduler's.")
+	fmt.Fprintln(&b, "(result=scheduled), from the start of a pod's scheduling cycle to its pod bound. Two figures")
+	fmt.Fprintln(&b, "split it: the algorithm (`scheduler_scheduling_algorithm_duration_seconds`, the plugins' work")
+	fmt.Fprintln(&b, "from PreFilter to the chosen node) and the bind call's time in the apiserver")
+	fmt.Fprintln(&b, "(`apiserver_request_duration_seconds`, pods/binding); \"-\" where a run did not collect them.")
+	fmt.Fprintln(&b, "Each test case runs in its own process; peak RSS is that process's VmHWM: kube-apiserver, its")
+	fmt.Fprintln(&b, "watch cache and the scheduler together (etcd is a separate process). Scheduler heap is the")
+	fmt.Fprintln(&b, "in-use heap allocated from the scheduler's packages and ours (cache, queue, snapshot, plugins;")
+	fmt.Fprintln(&b, "not the informers' objects), at its largest in heap profiles sampled every 30 s.")
 	fmt.Fprintln(&b, endMarker)
 	return b.String()
+}
+
+// pair prints an "up / wb" cell, or "-" for a side without the figure.
+func pair(up, wb float64, format, unit string) string {
+	cell := func(v float64) string {
+		if v == 0 {
+			return "-"
+		}
+		return fmt.Sprintf(format, v)
+	}
+	if up == 0 && wb == 0 {
+		return "-"
+	}
+	return cell(up) + " / " + cell(wb) + " " + unit
 }
 
 // tierOrder is how the TeamPool table lists placements, best tier first.
@@ -613,9 +649,9 @@ var gpuSides = []string{"upstream", "mostallocated", "workbench"}
 
 // gpuSide averages one side's placements and fill throughput over a run's repeats.
 type gpuSide struct {
-	runs                         int
-	placed, optimum, fillPodsSec float64
-	gpuNodes                     int
+	runs                                                 int
+	placed, optimum, fillPodsSec, attemptP50, attemptP99 float64
+	gpuNodes                                             int
 }
 
 // gpuRow is one GPUFragmentation workload of one run.
@@ -647,6 +683,7 @@ func combineGPU(results []result) []*gpuRow {
 		n := float64(s.runs)
 		avg := func(cur, v float64) float64 { return (cur*n + v) / (n + 1) }
 		s.placed, s.optimum, s.fillPodsSec = avg(s.placed, float64(r.gpu.Placed)), avg(s.optimum, float64(r.gpu.Optimum)), avg(s.fillPodsSec, r.throughput)
+		s.attemptP50, s.attemptP99 = avg(s.attemptP50, r.p50), avg(s.attemptP99, r.p99)
 		s.gpuNodes = r.gpu.Nodes
 		s.runs++
 	}
@@ -728,15 +765,17 @@ func gpuMarkdown(rows []*gpuRow, notes *provenanceNotes) string {
 		provRows = append(provRows, &r.row)
 	}
 	b.WriteString(provenanceMarkdown(provRows, notes))
-	fmt.Fprintln(&b, "| workload | run (commit) | GPU nodes | optimum | whole-node requests placed, up / MostAllocated / wb | of the optimum, up / MostAllocated / wb | wb / better upstream | fill pods/s, up / MostAllocated / wb | repeats |")
-	fmt.Fprintln(&b, "|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(&b, "| workload | run (commit) | GPU nodes | optimum | whole-node requests placed, up / MostAllocated / wb | of the optimum, up / MostAllocated / wb | wb / better upstream | fill pods/s, up / MostAllocated / wb | attempt p50, up / MostAllocated / wb | attempt p99, up / MostAllocated / wb | repeats |")
+	fmt.Fprintln(&b, "|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rows {
 		run := runLabel(&r.row)
 		wb := r.sides["workbench"]
-		fmt.Fprintf(&b, "| %s/%s | %s | %d | %s | %s | %s | %s | %s | %d |\n",
+		fmt.Fprintf(&b, "| %s/%s | %s | %d | %s | %s | %s | %s | %s | %s ms | %s ms | %d |\n",
 			r.shape, r.workload, run, wb.gpuNodes, countCell(wb.optimum),
 			r.cells(func(s *gpuSide) string { return countCell(s.placed) }), r.cells(ofOptimum), r.versusBestUpstream(),
-			r.cells(func(s *gpuSide) string { return fmt.Sprintf("%.1f", s.fillPodsSec) }), wb.runs)
+			r.cells(func(s *gpuSide) string { return fmt.Sprintf("%.1f", s.fillPodsSec) }),
+			r.cells(func(s *gpuSide) string { return fmt.Sprintf("%.1f", s.attemptP50) }),
+			r.cells(func(s *gpuSide) string { return fmt.Sprintf("%.0f", s.attemptP99) }), wb.runs)
 	}
 	fmt.Fprintln(&b)
 	fmt.Fprintln(&b, "After a fill of 1-, 2- and 4-GPU pods, one whole-node (8-GPU) request per GPU node is offered;")
@@ -745,7 +784,8 @@ func gpuMarkdown(rows []*gpuRow, notes *provenanceNotes) string {
 	fmt.Fprintln(&b, "and the others), the nodes a perfect packing of the same fill leaves empty: nodes - ceil(fill")
 	fmt.Fprintln(&b, "GPUs / 8). Up is upstream's default profile, MostAllocated upstream's with NodeResourcesFit's")
 	fmt.Fprintln(&b, "MostAllocated scoring on nvidia.com/gpu, wb the shipped profile; all at the default")
-	fmt.Fprintln(&b, "percentageOfNodesToScore. Fill pods/s is scheduler_perf's SchedulingThroughput over the fill.")
+	fmt.Fprintln(&b, "percentageOfNodesToScore. Fill pods/s is scheduler_perf's SchedulingThroughput over the fill;")
+	fmt.Fprintln(&b, "attempt latencies (result=scheduled) are over the fill and the whole-node requests.")
 	fmt.Fprintln(&b, gpuEndMarker)
 	return b.String()
 }

@@ -102,7 +102,7 @@ func TestGPUSection(t *testing.T) {
 		return &perfrun.GPUFragmentation{GPUClass: perfrun.GPUClass{Name: "all", Nodes: 1000, Placed: placed, Optimum: 348}}
 	}
 	res := func(side, run string, placed int, podsPerSec float64) result {
-		return result{shape: gpuShape, workload: "5000Nodes_1000GPUNodes", sideName: side, run: run, commit: "abc1234", throughput: podsPerSec, gpu: frag(placed)}
+		return result{shape: gpuShape, workload: "5000Nodes_1000GPUNodes", sideName: side, run: run, commit: "abc1234", throughput: podsPerSec, p50: podsPerSec / 10, p99: podsPerSec, gpu: frag(placed)}
 	}
 	results := []result{
 		// An older run, and a run without upstream's profile: neither is shown.
@@ -117,7 +117,7 @@ func TestGPUSection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantRow := "| GPUFragmentation/5000Nodes_1000GPUNodes | 20270102T000000Z (abc1234) | 1000 | 348 | 10 / 125 / 331.5 | 2.9 % / 35.9 % / 95.3 % | 2.65 | 150.0 / 140.0 / 125.0 | 2 |"
+	wantRow := "| GPUFragmentation/5000Nodes_1000GPUNodes | 20270102T000000Z (abc1234) | 1000 | 348 | 10 / 125 / 331.5 | 2.9 % / 35.9 % / 95.3 % | 2.65 | 150.0 / 140.0 / 125.0 | 15.0 / 14.0 / 12.5 ms | 150 / 140 / 125 ms | 2 |"
 	if !strings.Contains(doc, wantRow) {
 		t.Errorf("section lacks the row\n%s\n%s", wantRow, doc)
 	}
@@ -137,5 +137,26 @@ func TestGPUSection(t *testing.T) {
 	}
 	if skipped(err, "gpu", doc) {
 		t.Errorf("generate without results is skipped in a document with the section")
+	}
+}
+
+// TestPerfSectionSplitsTheAttempt: the algorithm, bind-call and scheduler-heap columns average a
+// run's repeats, and a side whose run did not collect them shows "-", not 0.
+func TestPerfSectionSplitsTheAttempt(t *testing.T) {
+	res := func(side string, pods, alg, bind, heap float64) result {
+		return result{shape: "Dense", workload: "5000Nodes", sideName: side, run: "20270102T000000Z", commit: "abc1234",
+			throughput: pods, p50: 50, p99: 500, algorithmP99: alg, bindCallP99: bind, heapMB: heap, rssMB: 1000}
+	}
+	results := []result{
+		res("upstream", 20, 100, 150, 0), res("upstream", 22, 120, 170, 0),
+		res("workbench", 80, 10, 300, 210), res("workbench", 84, 14, 340, 250),
+	}
+	doc, _, _, err := generate("perf", results, &provenanceNotes{}, "# Results\n", "chart.svg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantRow := "| Dense/5000Nodes | 20270102T000000Z (abc1234) | 21.0 | 82.0 | 3.90 | 50.0 / 50.0 ms | 500 / 500 ms | 110 / 12 ms | 160 / 320 ms | 1000 / 1000 MiB | - / 250 MiB | 2 |"
+	if !strings.Contains(doc, wantRow) {
+		t.Errorf("section lacks the row\n%s\n%s", wantRow, doc)
 	}
 }
