@@ -3,6 +3,7 @@ package perf
 import (
 	"bytes"
 	"fmt"
+	"os"
 	"runtime/pprof"
 	"strings"
 	"sync"
@@ -25,7 +26,9 @@ const (
 type heapSampler struct {
 	mu   sync.Mutex
 	peak perfrun.HeapSample
-	err  error
+	// profile is the peak sample's heap profile, saved with the run for pprof.
+	profile []byte
+	err     error
 }
 
 // sampleHeap starts sampling and returns the sampler; it samples until the process exits.
@@ -54,18 +57,22 @@ func (s *heapSampler) sample() {
 	}
 	n := s.peak.Samples + 1
 	if h.SchedulerBytes > s.peak.SchedulerBytes {
-		s.peak = h
+		s.peak, s.profile = h, buf.Bytes()
 	}
 	s.peak.Samples = n
 }
 
-// result is the largest sample, or nil when none was taken (a run shorter than the interval).
-func (s *heapSampler) result() (*perfrun.HeapSample, error) {
+// result takes a last sample and returns the largest, having written its heap profile to
+// profileFile (read it with go tool pprof -sample_index=inuse_space).
+func (s *heapSampler) result(profileFile string) (*perfrun.HeapSample, error) {
 	s.sample()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.err != nil {
 		return nil, fmt.Errorf("sampling the heap: %w", s.err)
+	}
+	if err := os.WriteFile(profileFile, s.profile, 0o644); err != nil {
+		return nil, err
 	}
 	peak := s.peak
 	return &peak, nil

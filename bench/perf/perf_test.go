@@ -210,7 +210,7 @@ func writeRunRecord(run, testCase string, prov perfrun.Provenance, start time.Ti
 			}
 		}
 	}
-	schedulerHeap, err := heap.result()
+	schedulerHeap, err := heap.result(filepath.Join(dir, base+"-heap.pprof"))
 	if err != nil {
 		return err
 	}
