@@ -73,8 +73,8 @@ bench-header = echo "\# commit $$commit, dirty $$dirty, cpu $$(sed -n 's/^model 
 
 # scheduler_perf quick set (500 nodes): every upstream shape with upstream's profile and with
 # ours, twice in the order A B B A. Each case measures 4,000 pods (WorkbenchMix 3,400), at least
-# 10 s at the ~300 pods/s both sides reach here; an estimated 15 minutes on 2 cores (1,000 pods a
-# case took 6). Writes $(PERF_OUT)/report.md and its chart; bench-publish publishes them.
+# 10 s at the 120-230 pods/s both sides reach here; about 16 minutes on 2 cores (the run of
+# 2026-12-02: 03:08 to 03:24). Writes $(PERF_OUT)/report.md and its chart; bench-publish publishes them.
 bench: bin/etcd
 	$(MAKE) perf PERF_LABEL=quick PERF_REPEAT=2
 
