@@ -64,7 +64,9 @@ type side struct {
 	// algorithmP99 and bindCallP99 split the attempt (0: not collected in that run);
 	// heapMB is the scheduler's own heap at its largest sample (0: not sampled).
 	algorithmP99, bindCallP99, heapMB float64
-	runs                              int
+	// means splits the attempt's mean into parts that add up (percentiles do not).
+	means attemptMeans
+	runs  int
 	// adherence sums the TeamPool check over the runs; nil for other workloads.
 	adherence *perfrun.Adherence
 	// gangs averages the Sessions workload's gang latencies over the runs (counts are summed);
@@ -87,10 +89,26 @@ type result struct {
 	shape, workload, sideName, run, commit string
 	throughput, p50, p99, rssMB            float64
 	algorithmP99, bindCallP99, heapMB      float64
+	means                                  attemptMeans
 	adherence                              *perfrun.Adherence
 	gangs                                  *perfrun.GangLatency
 	gpu                                    *perfrun.GPUFragmentation
 	prov                                   perfrun.Provenance
+}
+
+// attemptMeans are mean durations in ms (0: not collected): the scheduled attempt, its
+// algorithm, the Bind extension point as the scheduler times it (DefaultBinder's API call), and
+// that call's time in the apiserver's handler.
+type attemptMeans struct {
+	attempt, algorithm, bind, bindHandler float64
+}
+
+// average folds m into a running average over n earlier values.
+func (a *attemptMeans) average(m attemptMeans, n float64) {
+	a.attempt = (a.attempt*n + m.attempt) / (n + 1)
+	a.algorithm = (a.algorithm*n + m.algorithm) / (n + 1)
+	a.bind = (a.bind*n + m.bind) / (n + 1)
+	a.bindHandler = (a.bindHandler*n + m.bindHandler) / (n + 1)
 }
 
 func main() {
@@ -317,6 +335,7 @@ func combine(results []result, baseline string) []*row {
 		s.attemptP99 = (s.attemptP99*n + r.p99) / (n + 1)
 		s.algorithmP99 = (s.algorithmP99*n + r.algorithmP99) / (n + 1)
 		s.bindCallP99 = (s.bindCallP99*n + r.bindCallP99) / (n + 1)
+		s.means.average(r.means, n)
 		s.peakRSSMB = max(s.peakRSSMB, r.rssMB)
 		s.heapMB = max(s.heapMB, r.heapMB)
 		s.runs++
@@ -391,12 +410,19 @@ func collect(items []dataItem) []result {
 		case "scheduler_scheduling_attempt_duration_seconds":
 			if it.Labels["result"] == "scheduled" {
 				r.p50, r.p99 = it.Data["Perc50"], it.Data["Perc99"]
+				r.means.attempt = it.Data["Average"]
 			}
 		case "scheduler_scheduling_algorithm_duration_seconds":
 			r.algorithmP99 = it.Data["Perc99"]
+			r.means.algorithm = it.Data["Average"]
+		case "scheduler_framework_extension_point_duration_seconds":
+			if it.Labels["extension_point"] == "Bind" {
+				r.means.bind = it.Data["Average"]
+			}
 		case "apiserver_request_duration_seconds":
 			if it.Labels["subresource"] == "binding" {
 				r.bindCallP99 = it.Data["Perc99"]
+				r.means.bindHandler = it.Data["Average"]
 			}
 		}
 	}
@@ -458,7 +484,41 @@ func markdown(rows []*row, chart string, notes *provenanceNotes) string {
 	fmt.Fprintln(&b, "watch cache and the scheduler together (etcd is a separate process). Scheduler heap is the")
 	fmt.Fprintln(&b, "in-use heap allocated from the scheduler's packages and ours (cache, queue, snapshot, plugins;")
 	fmt.Fprintln(&b, "not the informers' objects), at its largest in heap profiles sampled every 30 s.")
+	fmt.Fprintln(&b)
+	b.WriteString(meansMarkdown(rows, "### The attempt's mean, split", "up / wb"))
+	fmt.Fprintln(&b)
+	fmt.Fprintln(&b, "Means of `scheduler_scheduling_attempt_duration_seconds` (result=scheduled),")
+	fmt.Fprintln(&b, "`scheduler_scheduling_algorithm_duration_seconds`, `scheduler_framework_extension_point_duration_seconds`")
+	fmt.Fprintln(&b, "(extension_point=Bind: DefaultBinder's API call as the scheduler times it) and")
+	fmt.Fprintln(&b, "`apiserver_request_duration_seconds` (pods/binding: the same call inside the apiserver's handler),")
+	fmt.Fprintln(&b, "averaged over the run's repeats. The rest of the attempt is everything else from the cycle's")
+	fmt.Fprintln(&b, "start to the pod bound (Reserve, Permit and its wait, the binding goroutine's start). Rows whose runs")
+	fmt.Fprintln(&b, "did not collect every part are left out.")
 	fmt.Fprintln(&b, endMarker)
+	return b.String()
+}
+
+// meansMarkdown splits each row's mean attempt into the algorithm, the Bind extension point and
+// what is left; means add up where percentiles do not. Rows whose runs lack a part are left out.
+// sides names the two sides in the headers ("up / wb").
+func meansMarkdown(rows []*row, title, sides string) string {
+	var b strings.Builder
+	fmt.Fprintln(&b, title)
+	fmt.Fprintln(&b)
+	fmt.Fprintf(&b, "| workload | run (commit) | attempt mean %[1]s | algorithm mean %[1]s | Bind mean %[1]s | of which in the apiserver's handler %[1]s | rest of the attempt %[1]s | attempt difference, second - first | of it, algorithm + Bind |\n", sides)
+	fmt.Fprintln(&b, "|---|---|---|---|---|---|---|---|---|")
+	complete := func(m attemptMeans) bool { return m.attempt > 0 && m.algorithm > 0 && m.bind > 0 && m.bindHandler > 0 }
+	for _, r := range rows {
+		up, wb := r.upstream.means, r.workbench.means
+		if !complete(up) || !complete(wb) {
+			continue
+		}
+		rest := func(m attemptMeans) float64 { return m.attempt - m.algorithm - m.bind }
+		fmt.Fprintf(&b, "| %s/%s | %s | %.0f / %.0f ms | %.0f / %.0f ms | %.0f / %.0f ms | %.0f / %.0f ms | %.0f / %.0f ms | %+.0f ms | %+.0f ms |\n",
+			r.shape, r.workload, runLabel(r), up.attempt, wb.attempt, up.algorithm, wb.algorithm, up.bind, wb.bind,
+			up.bindHandler, wb.bindHandler, rest(up), rest(wb), wb.attempt-up.attempt,
+			(wb.algorithm-up.algorithm)+(wb.bind-up.bind))
+	}
 	return b.String()
 }
 
@@ -543,6 +603,8 @@ func teamPoolMarkdown(rows []*row, notes *provenanceNotes) string {
 			r.upstream.attemptP50, r.workbench.attemptP50, r.upstream.attemptP99, r.workbench.attemptP99,
 			r.upstream.peakRSSMB, r.workbench.peakRSSMB, r.workbench.runs)
 	}
+	fmt.Fprintln(&b)
+	b.WriteString(meansMarkdown(rows, "The attempt's mean, split (see the perf section's table of the same name):", "without / with"))
 	fmt.Fprintln(&b, teamPoolEndMarker)
 	return b.String()
 }
@@ -600,6 +662,8 @@ func sessionsMarkdown(rows []*row, notes *provenanceNotes) string {
 	fmt.Fprintln(&b, "informer in the benchmark process saw them (`bench/perf/sessions_test.go`); percentiles are")
 	fmt.Fprintln(&b, "nearest-rank over the gangs of a run, averaged over the run's repeats. Upstream's profile does")
 	fmt.Fprintln(&b, "not gang-schedule: its column is how long members scheduled one by one took.")
+	fmt.Fprintln(&b)
+	b.WriteString(meansMarkdown(rows, "The attempt's mean, split (see the perf section's table of the same name; a gang member's rest of the attempt holds its wait in Permit):", "up / wb"))
 	fmt.Fprintln(&b, sessionsEndMarker)
 	return b.String()
 }

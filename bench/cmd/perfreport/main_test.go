@@ -145,7 +145,8 @@ func TestGPUSection(t *testing.T) {
 func TestPerfSectionSplitsTheAttempt(t *testing.T) {
 	res := func(side string, pods, alg, bind, heap float64) result {
 		return result{shape: "Dense", workload: "5000Nodes", sideName: side, run: "20270102T000000Z", commit: "abc1234",
-			throughput: pods, p50: 50, p99: 500, algorithmP99: alg, bindCallP99: bind, heapMB: heap, rssMB: 1000}
+			throughput: pods, p50: 50, p99: 500, algorithmP99: alg, bindCallP99: bind, heapMB: heap, rssMB: 1000,
+			means: attemptMeans{attempt: alg, algorithm: alg / 2, bind: bind / 10, bindHandler: bind / 20}}
 	}
 	results := []result{
 		res("upstream", 20, 100, 150, 0), res("upstream", 22, 120, 170, 0),
@@ -158,5 +159,26 @@ func TestPerfSectionSplitsTheAttempt(t *testing.T) {
 	wantRow := "| Dense/5000Nodes | 20270102T000000Z (abc1234) | 21.0 | 82.0 | 3.90 | 50.0 / 50.0 ms | 500 / 500 ms | 110 / 12 ms | 160 / 320 ms | 1000 / 1000 MiB | - / 250 MiB | 2 |"
 	if !strings.Contains(doc, wantRow) {
 		t.Errorf("section lacks the row\n%s\n%s", wantRow, doc)
+	}
+	// Means average over repeats and add up: attempt 110 = algorithm 55 + Bind 16 + rest 39.
+	wantMeans := "| Dense/5000Nodes | 20270102T000000Z (abc1234) | 110 / 12 ms | 55 / 6 ms | 16 / 32 ms | 8 / 16 ms | 39 / -26 ms | -98 ms | -33 ms |"
+	if !strings.Contains(doc, wantMeans) {
+		t.Errorf("section lacks the split of the mean\n%s\n%s", wantMeans, doc)
+	}
+}
+
+func TestPerfSectionLeavesOutRowsWithoutTheSplit(t *testing.T) {
+	results := []result{
+		{shape: "Basic", workload: "500Nodes", sideName: "upstream", run: "20270102T000000Z", commit: "abc1234", throughput: 10},
+		{shape: "Basic", workload: "500Nodes", sideName: "workbench", run: "20270102T000000Z", commit: "abc1234", throughput: 12,
+			means: attemptMeans{attempt: 50, algorithm: 5, bind: 20, bindHandler: 10}},
+	}
+	doc, _, _, err := generate("perf", results, &provenanceNotes{}, "# Results\n", "chart.svg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	split := doc[strings.Index(doc, "### The attempt's mean, split"):]
+	if strings.Contains(split, "| Basic/500Nodes |") {
+		t.Errorf("a row whose upstream side lacks the means is in the split:\n%s", split)
 	}
 }
