@@ -79,7 +79,8 @@ bench: bin/etcd
 	$(MAKE) perf PERF_LABEL=quick PERF_REPEAT=2
 
 # 5,000 nodes: upstream's shapes at their performance sizes and Dense (50,000 running
-# spread-constrained pods). About 25 minutes on 2 cores (the run of 2026-11-23: 18:50 to 19:15).
+# spread-constrained pods). About 40 minutes on the 2-core AMD EPYC VM (2026-12-02: the five
+# shapes without Dense, 04:02 to 04:33; Dense about 10 minutes more); 25 on 2026-11-23's machine.
 bench-large: bin/etcd
 	$(MAKE) perf PERF_LABEL=large
 
@@ -95,7 +96,8 @@ bench-xlarge: bin/etcd
 	$(MAKE) perf PERF_LABEL=xlarge PERF_REPEAT=2
 
 # Topology spread in a living cluster: 5,000 nodes, 50,000 running pods, 500 Deployments scaling
-# at once while 100 running pods per second get status updates; both profiles, A B B A.
+# at once while 100 running pods per second get status updates; both profiles, A B B A; about
+# 23 minutes (2026-12-02: 04:58 to 05:21).
 bench-living: bin/etcd
 	$(MAKE) perf PERF_LABEL=living PERF_REPEAT=2
 
@@ -105,7 +107,7 @@ bench-namespaces: bin/etcd
 	$(MAKE) perf PERF_LABEL=namespaces PERF_REPEAT=2
 
 # Attempt latency at equal load: Dense's cluster with the measured pods arriving at 10 pods/s,
-# which both profiles keep up with (DensePaced); A B B A, about 25 minutes (estimate). At full
+# which both profiles keep up with (DensePaced); A B B A, about 22 minutes (2026-12-02). At full
 # speed our side binds ~4x as many pods per second through the same apiserver on the same cores,
 # so its attempts (which end when the pod is bound) wait longer on the apiserver; this compares
 # the schedulers at the same bind rate.
@@ -113,8 +115,8 @@ bench-latency: bin/etcd
 	$(MAKE) perf PERF_LABEL=latency PERF_REPEAT=2
 
 # TeamPool at 5,000 nodes: the shipped profile beside itself without TeamPool, in the order
-# A B B A, throughput and adherence (pods in their team's best tier with room); about 10 minutes
-# (the run of 2026-12-01: 19:08 to 19:17). PERF_LABEL=teampool-quick is the 500-node version.
+# A B B A, throughput and adherence (pods in their team's best tier with room); about 12 minutes
+# (2026-12-02: 03:39 to 03:52). PERF_LABEL=teampool-quick is the 500-node version.
 bench-teampool: bin/etcd
 	$(MAKE) perf PERF_LABEL=teampool PERF_REPEAT=2
 
@@ -134,7 +136,7 @@ bench-sessions-quick: bin/etcd
 # GPUs), then one whole-node request per GPU node; prints, per case, the whole-node requests
 # placed beside the optimum computable from the fill. Three sides, upstream's default profile,
 # upstream's with NodeResourcesFit MostAllocated on nvidia.com/gpu, and the shipped profile, in
-# the order A B C C B A; an estimated 25 minutes on 2 cores (not yet measured: ~4 minutes a case).
+# the order A B C C B A; about 12 minutes on 2 cores (2026-12-02: 05:27 to 05:39).
 # The 200-node version runs with the smoke label:
 #   make perf PERF_LABEL=smoke PERF_SHAPES_smoke=GPUFragmentation
 # (GPUSharing likewise).
@@ -144,7 +146,7 @@ bench-gpu-perf: bin/etcd
 # MIG slices, time-sliced and whole GPUs at 5,000 nodes: 4,000 sessions (40 % a MIG slice, 30 % a
 # shared GPU, 20 % a whole GPU, 10 % none) on 4,000 CPU nodes and 1,000 GPU nodes of three kinds;
 # upstream's default profile beside the shipped one, A B B A. Prints, per case, where each kind of
-# session went and how many stayed unbound. An estimated 12 minutes on 2 cores (not yet measured).
+# session went and how many stayed unbound. About 6 minutes on 2 cores (2026-12-02: 05:21 to 05:27).
 bench-gpu-sharing: bin/etcd
 	$(MAKE) perf PERF_LABEL=gpu-sharing PERF_REPEAT=2
 
