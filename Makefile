@@ -88,8 +88,9 @@ bench-large: bin/etcd
 # Uber (one namespace, upstream's worst case) and UberNamespaces (the same totals in 20
 # namespaces); each A B B A. About 7 minutes per case creating the running pods; upstream needs
 # ~23 minutes on an AMD EPYC VM to schedule Uber's 10,000 pods (7.3 pods/s), and each side waits
-# out a fixed measureWait before the barrier (20 and 5 minutes). About 3 hours in all (estimate:
-# Uber ~2 h, UberNamespaces ~70 minutes, measured 2026-12-02); run it in the background:
+# out a fixed measureWait before the barrier (20 and 5 minutes). About 3 hours in all:
+# UberNamespaces took ~70 minutes (2026-12-02); Uber ~2 h is estimated from upstream's rate that
+# day, not measured. Run it in the background:
 #   nohup make bench-xlarge > bench-xlarge.log 2>&1 &
 # One regime alone: make bench-xlarge PERF_SHAPES_xlarge=UberNamespaces
 bench-xlarge: bin/etcd

@@ -508,12 +508,12 @@ func meansMarkdown(rows []*row, title, sides string) string {
 	fmt.Fprintf(&b, "| workload | run (commit) | attempt mean %[1]s | algorithm mean %[1]s | Bind mean %[1]s | of which in the apiserver's handler %[1]s | rest of the attempt %[1]s | attempt difference, second - first | of it, algorithm + Bind |\n", sides)
 	fmt.Fprintln(&b, "|---|---|---|---|---|---|---|---|---|")
 	complete := func(m attemptMeans) bool { return m.attempt > 0 && m.algorithm > 0 && m.bind > 0 && m.bindHandler > 0 }
+	rest := func(m attemptMeans) float64 { return m.attempt - m.algorithm - m.bind }
 	for _, r := range rows {
 		up, wb := r.upstream.means, r.workbench.means
 		if !complete(up) || !complete(wb) {
 			continue
 		}
-		rest := func(m attemptMeans) float64 { return m.attempt - m.algorithm - m.bind }
 		fmt.Fprintf(&b, "| %s/%s | %s | %.0f / %.0f ms | %.0f / %.0f ms | %.0f / %.0f ms | %.0f / %.0f ms | %.0f / %.0f ms | %+.0f ms | %+.0f ms |\n",
 			r.shape, r.workload, runLabel(r), up.attempt, wb.attempt, up.algorithm, wb.algorithm, up.bind, wb.bind,
 			up.bindHandler, wb.bindHandler, rest(up), rest(wb), wb.attempt-up.attempt,
