@@ -89,8 +89,10 @@ bench-large: bin/etcd
 # namespaces); each A B B A. About 7 minutes per case creating the running pods; upstream needs
 # ~23 minutes on an AMD EPYC VM to schedule Uber's 10,000 pods (7.3 pods/s), and each side waits
 # out a fixed measureWait before the barrier (20 and 5 minutes). About 3 hours in all:
-# UberNamespaces took ~70 minutes (2026-12-02); Uber ~2 h is estimated from upstream's rate that
-# day, not measured. Run it in the background:
+# UberNamespaces took ~70 minutes and Uber ~2 hours (2026-12-02, 05:54 to 07:52). On that
+# machine upstream's Uber case (setup ~8 minutes, then 7-9 pods/s) is close to scheduler_perf's
+# fixed 30-minute per-test timeout, which counts setup: one of its two cases hit it that day.
+# Run it in the background:
 #   nohup make bench-xlarge > bench-xlarge.log 2>&1 &
 # One regime alone: make bench-xlarge PERF_SHAPES_xlarge=UberNamespaces
 bench-xlarge: bin/etcd
